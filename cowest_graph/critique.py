@@ -1,0 +1,175 @@
+"""Scoring answers: reference-based scorers and the LLM judge's output parser.
+
+Every score is normalised to [0, 1]. A scorer is any callable
+`scorer(question, answer, reference) -> float | None`; it raises `ValueError` when it cannot
+score (e.g. no reference), which the critique node records as the candidate's `score_error`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+Scorer = Callable[[str, str, str | None], float | None]
+"""`scorer(question, answer, reference) -> score in [0, 1]` (or None when it cannot score)."""
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize_answer(text: str) -> str:
+    """Lower-case, drop punctuation, articles and extra spaces (SQuAD-style).
+
+    Example:
+        >>> normalize_answer("The  Eiffel Tower!")
+        'eiffel tower'
+    """
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def _need_reference(reference: str | None, name: str) -> str:
+    if reference is None or not str(reference).strip():
+        raise ValueError(f"{name} needs a reference answer and the run has none")
+    return str(reference)
+
+
+def exact_match(question: str, answer: str, reference: str | None) -> float:
+    """1.0 when the normalised answer equals the normalised reference, else 0.0.
+
+    Example:
+        >>> exact_match("q", "Paris.", "paris")
+        1.0
+    """
+    ref = _need_reference(reference, "exact_match")
+    return float(normalize_answer(answer) == normalize_answer(ref))
+
+
+def token_f1(question: str, answer: str, reference: str | None) -> float:
+    """Token-level F1 between the normalised answer and reference (SQuAD-style).
+
+    Example:
+        >>> round(token_f1("q", "the cat sat", "a cat sat down"), 2)
+        0.8
+    """
+    ref_tokens = normalize_answer(_need_reference(reference, "token_f1")).split()
+    ans_tokens = normalize_answer(answer).split()
+    common = sum((Counter(ans_tokens) & Counter(ref_tokens)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(ans_tokens), common / len(ref_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+def extract_label(text: str, labels: Sequence[str]) -> str | None:
+    """The label an answer commits to, or None when it names none (an unparseable answer).
+
+    Looks first after the last `Answer:` marker, then for the first label named as a whole word.
+    Matching is case-insensitive; the label is returned as spelled in `labels`.
+
+    Example:
+        >>> extract_label("Reasoning... Answer: (B) because", ["A", "B", "C", "D"])
+        'B'
+        >>> extract_label("I think yes.", ["yes", "no", "maybe"])
+        'yes'
+    """
+    if not text:
+        return None
+    pattern = re.compile(
+        r"(?<![A-Za-z0-9])(" + "|".join(re.escape(lab) for lab in labels) + r")(?![A-Za-z0-9])",
+        re.IGNORECASE,
+    )
+    by_lower = {lab.lower(): lab for lab in labels}
+    markers = list(re.finditer(r"answer\s*(?:is)?\s*[:\-]?", text, re.IGNORECASE))
+    for region in ([text[markers[-1].end():]] if markers else []) + [text]:
+        found = pattern.search(region)
+        if found:
+            return by_lower[found.group(1).lower()]
+    return None
+
+
+@dataclass(frozen=True)
+class LabelMatch:
+    """Scorer for classification / multiple choice: 1.0 when the answer's label is the reference.
+
+    Example:
+        >>> LabelMatch(("yes", "no", "maybe"))("q", "Answer: no", "no")
+        1.0
+    """
+
+    labels: tuple[str, ...]
+
+    def __call__(self, question: str, answer: str, reference: str | None) -> float:
+        ref = _need_reference(reference, "label_match")
+        got = extract_label(answer, self.labels)
+        if got is None:
+            raise ValueError(f"answer names none of the labels {list(self.labels)}")
+        return float(got.lower() == ref.strip().lower())
+
+
+def label_match(labels: Sequence[str]) -> LabelMatch:
+    """A scorer that compares the label an answer commits to with the reference label.
+
+    Example:
+        >>> label_match(["yes", "no"])("q", "No, it is not.", "no")
+        1.0
+    """
+    if not labels:
+        raise ValueError("labels must name at least one label")
+    return LabelMatch(tuple(labels))
+
+
+choice_match = label_match(["A", "B", "C", "D"])
+"""Scorer for 4-way multiple choice answered with a letter."""
+
+
+class JudgeParseError(ValueError):
+    """The judge's reply holds no usable score; the message says why."""
+
+
+_REFUSAL = re.compile(r"\b(I can(?:no|')t|I am unable|I'm unable|I won't|as an AI)\b", re.I)
+
+
+def parse_judge_output(text: str, *, scale: float = 10.0) -> tuple[float, str]:
+    """Parse a judge reply into `(score in [0, 1], rationale)`.
+
+    Accepts a JSON object with `score` (0..scale) and `rationale`, anywhere in the reply, or a
+    plain `score: N` line. Raises `JudgeParseError` for an empty reply, a refusal, no score, or a
+    score out of range.
+
+    Example:
+        >>> parse_judge_output('Sure. {"score": 7, "rationale": "mostly right"}')
+        (0.7, 'mostly right')
+    """
+    if not text or not text.strip():
+        raise JudgeParseError("judge reply is empty")
+    score: float | None = None
+    rationale = ""
+    for match in re.finditer(r"\{[^{}]*\}", text, re.DOTALL):
+        try:
+            obj = json.loads(match.group(0))
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and "score" in obj:
+            try:
+                score = float(obj["score"])
+            except (TypeError, ValueError) as exc:
+                raise JudgeParseError(f"judge score is not a number: {obj['score']!r}") from exc
+            rationale = str(obj.get("rationale", "")).strip()
+            break
+    if score is None:
+        plain = re.search(r"score\s*[:=]\s*(-?\d+(?:\.\d+)?)", text, re.IGNORECASE)
+        if plain:
+            score = float(plain.group(1))
+            rationale = text.strip()
+    if score is None:
+        if _REFUSAL.search(text):
+            raise JudgeParseError("judge refused to grade")
+        raise JudgeParseError("judge reply has no score")
+    if not 0 <= score <= scale:
+        raise JudgeParseError(f"judge score {score:g} is outside 0..{scale:g}")
+    return score / scale, rationale

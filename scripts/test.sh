@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# README command 2: set up (idempotent) and run the whole test suite offline.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export HF_HUB_OFFLINE=1
+# A throwaway PostgreSQL server on loopback for the trace-store tests (when it can be installed).
+if [ -z "${COWEST_TEST_POSTGRES_URL:-}" ]; then
+  if url=$(bash scripts/postgres.sh start); then
+    export COWEST_TEST_POSTGRES_URL="$url"
+    trap 'bash scripts/postgres.sh stop' EXIT
+  elif [ -n "${CI:-}" ]; then
+    echo "CI: could not start PostgreSQL" >&2
+    exit 1
+  fi
+fi
+.venv/bin/ruff check .
+.venv/bin/python -m pytest -q "$@"

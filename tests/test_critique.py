@@ -1,0 +1,82 @@
+"""Scorers and the judge-output parser."""
+
+from __future__ import annotations
+
+import pytest
+
+from cowest_graph.critique import (
+    JudgeParseError,
+    choice_match,
+    exact_match,
+    extract_label,
+    label_match,
+    parse_judge_output,
+    token_f1,
+)
+
+
+def test_exact_match_normalises() -> None:
+    assert exact_match("q", "The Eiffel Tower.", "eiffel tower") == 1.0
+    assert exact_match("q", "Louvre", "eiffel tower") == 0.0
+
+
+def test_token_f1_partial_credit() -> None:
+    assert token_f1("q", "the cat sat", "a cat sat down") == pytest.approx(0.8)
+    assert token_f1("q", "dog", "cat") == 0.0
+
+
+def test_scorers_need_a_reference() -> None:
+    with pytest.raises(ValueError, match="needs a reference"):
+        exact_match("q", "x", None)
+
+
+@pytest.mark.parametrize(
+    ("text", "labels", "want"),
+    [
+        ("Let me think. Answer: no", ["yes", "no", "maybe"], "no"),
+        ("Answer: (C) it would", ["A", "B", "C", "D"], "C"),
+        ("Maybe, the data are unclear", ["yes", "no", "maybe"], "maybe"),
+        ("A is wrong. B is wrong. The answer is D", ["A", "B", "C", "D"], "D"),
+        ("no idea", ["A", "B", "C", "D"], None),
+        ("", ["yes", "no"], None),
+        ("yesterday nothing", ["yes", "no"], None),
+    ],
+)
+def test_extract_label(text: str, labels: list[str], want: str | None) -> None:
+    assert extract_label(text, labels) == want
+
+
+def test_label_and_choice_match() -> None:
+    assert label_match(["yes", "no"])("q", "Yes.", "yes") == 1.0
+    assert choice_match("q", "Answer: B", "C") == 0.0
+    with pytest.raises(ValueError, match="names none of the labels"):
+        choice_match("q", "no idea", "A")
+
+
+@pytest.mark.parametrize(
+    ("reply", "score", "rationale"),
+    [
+        ('{"score": 7, "rationale": "mostly right"}', 0.7, "mostly right"),
+        ('Here you go:\n```json\n{"score": 10, "rationale": "exact"}\n```', 1.0, "exact"),
+        ("Score: 3\nweak reasoning", 0.3, "Score: 3\nweak reasoning"),
+    ],
+)
+def test_parse_judge_output(reply: str, score: float, rationale: str) -> None:
+    assert parse_judge_output(reply) == (pytest.approx(score), rationale)
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("I can't grade this answer.", "refused"),
+        ("The answer looks fine to me.", "no score"),
+        ('{"score": 14, "rationale": "x"}', "outside 0..10"),
+        ('{"score": -1}', "outside 0..10"),
+        ('{"score": "high"}', "not a number"),
+    ],
+)
+def test_bad_judge_output_is_a_parse_error(reply: str, reason: str) -> None:
+    with pytest.raises(JudgeParseError, match=reason):
+        parse_judge_output(reply)
