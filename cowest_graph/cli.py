@@ -41,6 +41,109 @@ def ask(
     _print_candidates(out)
 
 
+def _fail(message: str) -> None:
+    """One clear error line on stderr, exit status 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+traces_app = typer.Typer(help="Inspect and export recorded traces.", no_args_is_help=True)
+app.add_typer(traces_app, name="traces")
+
+STORE_OPTION = typer.Option(
+    "sqlite:///cowest_traces.db", "--store", envvar="COWEST_STORE", help="Trace store URL."
+)
+
+
+def _open_store(url: str):  # noqa: ANN202 - a TraceStore
+    from cowest_graph.store import StoreError, open_trace_store
+
+    try:
+        return open_trace_store(url)
+    except StoreError as exc:
+        _fail(str(exc))
+
+
+def _filters(thread: str | None, adapter: str | None, model: str | None, min_score: float | None,
+             status: str | None, since_hours: float | None) -> dict:
+    import time
+
+    return {
+        "thread_id": thread, "adapter_version": adapter, "model": model, "min_score": min_score,
+        "status": status, "since": None if since_hours is None else time.time() - since_hours * 3600,
+    }
+
+
+@traces_app.command("list")
+def traces_list(
+    store: str = STORE_OPTION,
+    thread: str | None = typer.Option(None, help="Only this thread id."),
+    adapter: str | None = typer.Option(None, help="Only runs drafted with this adapter version."),
+    model: str | None = typer.Option(None, help="Only runs with this weak or strong model id."),
+    min_score: float | None = typer.Option(None, help="Only runs whose best score is at least this."),
+    status: str | None = typer.Option(None, help="success | error"),
+    since_hours: float | None = typer.Option(None, help="Only runs from the last N hours."),
+    limit: int = typer.Option(50, help="At most this many rows."),
+) -> None:
+    """List recorded runs."""
+    import datetime as dt
+
+    db = _open_store(store)
+    runs = db.list_runs(limit=limit, **_filters(thread, adapter, model, min_score, status, since_hours))
+    table = Table(title=f"{len(runs)} run(s) in {db.display_url}")
+    for col in ("run id", "started", "status", "score", "adapter", "question"):
+        table.add_column(col)
+    for r in runs:
+        when = dt.datetime.fromtimestamp(r.started_at).strftime("%Y-%m-%d %H:%M:%S")
+        score = "-" if r.best_score is None else f"{r.best_score:.2f}"
+        table.add_row(r.run_id, when, r.status, score, r.adapter_version or "-", (r.question or "")[:60])
+    console.print(table)
+
+
+@traces_app.command("show")
+def traces_show(run_id: str, store: str = STORE_OPTION) -> None:
+    """Print one run's whole trace as JSON."""
+    import json
+
+    from cowest_graph.store import CorruptRecordError
+
+    db = _open_store(store)
+    try:
+        record = db.get_run(run_id)
+    except (KeyError, CorruptRecordError) as exc:
+        _fail(str(exc.args[0] if isinstance(exc, KeyError) else exc))
+    typer.echo(json.dumps(record, indent=2, default=str))
+
+
+@traces_app.command("export")
+def traces_export(
+    out: str = typer.Argument(..., help="Output file: .jsonl, or a directory for a datasets.Dataset."),
+    store: str = STORE_OPTION,
+    thread: str | None = typer.Option(None),
+    adapter: str | None = typer.Option(None),
+    model: str | None = typer.Option(None),
+    min_score: float | None = typer.Option(None),
+    status: str | None = typer.Option(None),
+    since_hours: float | None = typer.Option(None),
+) -> None:
+    """Export runs to JSONL (or, for a path without .jsonl, a saved `datasets.Dataset`)."""
+    import warnings
+
+    db = _open_store(store)
+    flt = _filters(thread, adapter, model, min_score, status, since_hours)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if out.endswith(".jsonl"):
+            n = db.export_jsonl(out, **flt)
+        else:
+            ds = db.to_dataset(**flt)
+            ds.save_to_disk(out)
+            n = ds.num_rows
+    for problem in db.problems:
+        console.print(f"[yellow]skipped:[/yellow] {problem}")
+    console.print(f"exported {n} run(s) to {out}")
+
+
 def _print_candidates(out: dict) -> None:
     table = Table(title=out["question"], show_lines=True)
     for col in ("id", "draft", "answer", "score"):

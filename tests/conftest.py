@@ -17,3 +17,32 @@ from cowest_graph.models import WeakModel, load_weak_model  # noqa: E402
 def weak() -> WeakModel:
     """The real embedded SmolLM2-135M-Instruct, loaded once, short generations."""
     return load_weak_model(max_new_tokens=16, temperature=0.8)
+
+
+def postgres_url_or_skip() -> str:
+    """The test PostgreSQL server; in CI its absence is a failure, elsewhere a skip."""
+    url = os.environ.get("COWEST_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the PostgreSQL tests but COWEST_TEST_POSTGRES_URL is unset")
+        pytest.skip("no PostgreSQL server: set COWEST_TEST_POSTGRES_URL (bash scripts/postgres.sh start)")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """A fresh, empty trace store URL on each backend (a private schema on PostgreSQL)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/traces.db"
+        return
+    import uuid
+
+    import psycopg
+
+    base = postgres_url_or_skip()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield base + ("&" if "?" in base else "?") + f"options=-csearch_path%3D{schema}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -1,0 +1,516 @@
+"""The trace store: SQLite (default, embedded) or PostgreSQL (many writers), one schema.
+
+A run is written once, when it finishes, in one transaction: a row in `cowest_runs` (filterable
+columns + the whole record as JSON) and one row per node execution in `cowest_nodes`. The schema
+is versioned in `cowest_schema`; opening a store applies missing migrations and refuses a store
+written by a newer version.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import time
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    import datasets
+
+SCHEMA_VERSION = 1
+"""The schema version this release writes."""
+
+# Each migration takes a store from version N-1 to N. `{real}` is the float type of the dialect.
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """CREATE TABLE IF NOT EXISTS cowest_runs (
+            run_id TEXT PRIMARY KEY,
+            thread_id TEXT,
+            parent_run_id TEXT,
+            started_at {real} NOT NULL,
+            ended_at {real},
+            status TEXT NOT NULL,
+            question TEXT,
+            weak_model TEXT,
+            adapter_version TEXT,
+            strong_model TEXT,
+            best_score {real},
+            data TEXT NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS cowest_nodes (
+            run_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            node TEXT NOT NULL,
+            round INTEGER,
+            started_at {real},
+            latency_s {real},
+            error TEXT,
+            data TEXT NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        )""",
+        "CREATE INDEX IF NOT EXISTS cowest_runs_started ON cowest_runs (started_at)",
+        "CREATE INDEX IF NOT EXISTS cowest_runs_thread ON cowest_runs (thread_id)",
+        "CREATE INDEX IF NOT EXISTS cowest_runs_adapter ON cowest_runs (adapter_version)",
+    ],
+}
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or written; the message is one line naming the problem."""
+
+
+class CorruptRecordError(StoreError):
+    """A stored run's JSON cannot be decoded."""
+
+    def __init__(self, run_id: str, detail: str) -> None:
+        super().__init__(f"run {run_id}: stored record is not valid JSON ({detail})")
+        self.run_id = run_id
+
+
+@dataclass
+class RunFilter:
+    """Filters for listing and iterating runs (all optional, combined with AND)."""
+
+    since: float | None = None
+    """Runs started at or after this Unix time."""
+    until: float | None = None
+    thread_id: str | None = None
+    model: str | None = None
+    """Matches the weak or the strong model id."""
+    adapter_version: str | None = None
+    min_score: float | None = None
+    max_score: float | None = None
+    status: str | None = None
+
+
+@dataclass
+class RunSummary:
+    """One line of `list_runs`."""
+
+    run_id: str
+    thread_id: str | None
+    started_at: float
+    ended_at: float | None
+    status: str
+    question: str | None
+    weak_model: str | None
+    adapter_version: str | None
+    strong_model: str | None
+    best_score: float | None
+
+
+@dataclass
+class _Dialect:
+    param: str
+    real: str
+    upsert_run: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        cols = ("run_id", "thread_id", "parent_run_id", "started_at", "ended_at", "status", "question",
+                "weak_model", "adapter_version", "strong_model", "best_score", "data")
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
+        self.upsert_run = (
+            f"INSERT INTO cowest_runs ({', '.join(cols)}) VALUES ({', '.join([self.param] * len(cols))}) "
+            f"ON CONFLICT (run_id) DO UPDATE SET {updates}"
+        )
+
+
+_SUMMARY_COLS = ("run_id, thread_id, started_at, ended_at, status, question, weak_model, "
+                 "adapter_version, strong_model, best_score")
+
+
+class TraceStore(ABC):
+    """A durable store of cowest run traces. Open one with `open_trace_store(url)`.
+
+    Example:
+        >>> store = open_trace_store("sqlite:///traces.db")
+        >>> [r.run_id for r in store.list_runs(min_score=0.5)]  # doctest: +SKIP
+    """
+
+    url: str
+    _dialect: _Dialect
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._lock = threading.RLock()
+        self.problems: list[str] = []
+        """Rows skipped by the last iteration because their JSON was corrupt (one line each)."""
+
+    # -- dialect hooks ---------------------------------------------------------------------
+    @abstractmethod
+    def _cursor_ctx(self, write: bool) -> Any:
+        """Context manager yielding a cursor inside one transaction."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the connection."""
+
+    def __enter__(self) -> TraceStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema ----------------------------------------------------------------------------
+    def _migrate(self, cur: Any) -> None:
+        cur.execute("CREATE TABLE IF NOT EXISTS cowest_schema (version INTEGER NOT NULL)")
+        cur.execute("SELECT MAX(version) FROM cowest_schema")
+        row = cur.fetchone()
+        current = int(row[0]) if row and row[0] is not None else 0
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"trace store {self.display_url} has schema version {current}, newer than the "
+                f"{SCHEMA_VERSION} this cowest_graph supports: upgrade cowest_graph"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version]:
+                cur.execute(statement.format(real=self._dialect.real))
+            cur.execute(f"INSERT INTO cowest_schema (version) VALUES ({self._dialect.param})", (version,))
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the store."""
+        with self._cursor_ctx(write=False) as cur:
+            cur.execute("SELECT MAX(version) FROM cowest_schema")
+            return int(cur.fetchone()[0])
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password masked."""
+        parts = urlsplit(self.url)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+            return urlunsplit(parts._replace(netloc=netloc))
+        return self.url
+
+    # -- writing ---------------------------------------------------------------------------
+    def write_run(self, record: dict[str, Any]) -> None:
+        """Write one finished run (its summary row and node rows) in one transaction.
+
+        Writing the same `run_id` again replaces it.
+
+        Example:
+            >>> store.write_run({"run_id": "r1", "started_at": 0.0, "status": "success"})  # doctest: +SKIP
+        """
+        run_id = record.get("run_id")
+        if not run_id:
+            raise ValueError("a trace record needs a run_id")
+        data = json.dumps(record, default=str)
+        p = self._dialect.param
+        nodes = record.get("nodes") or []
+        with self._cursor_ctx(write=True) as cur:
+            cur.execute(
+                self._dialect.upsert_run,
+                (
+                    run_id, record.get("thread_id"), record.get("parent_run_id"),
+                    float(record.get("started_at") or time.time()), record.get("ended_at"),
+                    record.get("status") or "unknown", record.get("question"),
+                    record.get("weak_model"), record.get("adapter_version"),
+                    record.get("strong_model"), record.get("best_score"), data,
+                ),
+            )
+            cur.execute(f"DELETE FROM cowest_nodes WHERE run_id = {p}", (run_id,))
+            if nodes:
+                cur.executemany(
+                    "INSERT INTO cowest_nodes "
+                    "(run_id, seq, node, round, started_at, latency_s, error, data) "
+                    f"VALUES ({', '.join([p] * 8)})",
+                    [
+                        (run_id, seq, n.get("node"), n.get("round"), n.get("started_at"),
+                         n.get("latency_s"), n.get("error"), json.dumps(n, default=str))
+                        for seq, n in enumerate(nodes)
+                    ],
+                )
+
+    # -- reading ---------------------------------------------------------------------------
+    def _where(self, flt: RunFilter) -> tuple[str, list[Any]]:
+        p = self._dialect.param
+        clauses: list[str] = []
+        args: list[Any] = []
+        for column, op, value in (
+            ("started_at", ">=", flt.since), ("started_at", "<=", flt.until),
+            ("thread_id", "=", flt.thread_id), ("adapter_version", "=", flt.adapter_version),
+            ("best_score", ">=", flt.min_score), ("best_score", "<=", flt.max_score),
+            ("status", "=", flt.status),
+        ):
+            if value is not None:
+                clauses.append(f"{column} {op} {p}")
+                args.append(value)
+        if flt.model is not None:
+            clauses.append(f"(weak_model = {p} OR strong_model = {p})")
+            args += [flt.model, flt.model]
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+    def list_runs(
+        self, flt: RunFilter | None = None, *, limit: int | None = None, offset: int = 0, **filters: Any
+    ) -> list[RunSummary]:
+        """Summaries of the runs matching the filter, oldest first.
+
+        Example:
+            >>> store.list_runs(thread_id="t1", min_score=0.5, limit=10)  # doctest: +SKIP
+        """
+        where, args = self._where(flt or RunFilter(**filters))
+        sql = f"SELECT {_SUMMARY_COLS} FROM cowest_runs{where} ORDER BY started_at, run_id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        if offset:
+            sql += f" OFFSET {int(offset)}"
+        with self._cursor_ctx(write=False) as cur:
+            cur.execute(sql, args)
+            return [RunSummary(*row) for row in cur.fetchall()]
+
+    def count(self, flt: RunFilter | None = None, **filters: Any) -> int:
+        """How many runs match the filter."""
+        where, args = self._where(flt or RunFilter(**filters))
+        with self._cursor_ctx(write=False) as cur:
+            cur.execute(f"SELECT COUNT(*) FROM cowest_runs{where}", args)
+            return int(cur.fetchone()[0])
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """The whole record of one run. Raises `KeyError` if absent, `CorruptRecordError` if
+        its JSON is damaged.
+
+        Example:
+            >>> store.get_run(run_id)["candidates"][0]["score"]  # doctest: +SKIP
+        """
+        p = self._dialect.param
+        with self._cursor_ctx(write=False) as cur:
+            cur.execute(f"SELECT data FROM cowest_runs WHERE run_id = {p}", (run_id,))
+            row = cur.fetchone()
+        if row is None:
+            raise KeyError(f"no run {run_id!r} in {self.display_url}")
+        return _decode(run_id, row[0])
+
+    def iter_runs(
+        self, flt: RunFilter | None = None, *, batch_size: int = 100, **filters: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Yield whole run records in batches of `batch_size` rows, oldest first.
+
+        A row whose JSON is corrupt is skipped with a warning naming its run id (and listed in
+        `store.problems`); the remaining runs still load.
+
+        Example:
+            >>> sum(1 for _ in store.iter_runs(status="success"))  # doctest: +SKIP
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        where, args = self._where(flt or RunFilter(**filters))
+        self.problems = []
+        offset = 0
+        while True:
+            with self._cursor_ctx(write=False) as cur:
+                cur.execute(
+                    f"SELECT run_id, data FROM cowest_runs{where} ORDER BY started_at, run_id "
+                    f"LIMIT {int(batch_size)} OFFSET {offset}",
+                    args,
+                )
+                rows = cur.fetchall()
+            for run_id, data in rows:
+                try:
+                    yield _decode(run_id, data)
+                except CorruptRecordError as exc:
+                    self.problems.append(str(exc))
+                    warnings.warn(str(exc), stacklevel=2)
+            if len(rows) < batch_size:
+                return
+            offset += batch_size
+
+    def export_jsonl(self, path: str | Path, flt: RunFilter | None = None, **filters: Any) -> int:
+        """Write matching runs to a JSONL file (one record per line); return how many.
+
+        Example:
+            >>> store.export_jsonl("traces.jsonl", since=time.time() - 86400)  # doctest: +SKIP
+        """
+        path = Path(path)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        n = 0
+        with tmp.open("w") as out:
+            for record in self.iter_runs(flt, **filters):
+                out.write(json.dumps(record, default=str) + "\n")
+                n += 1
+        tmp.replace(path)
+        return n
+
+    def to_dataset(self, flt: RunFilter | None = None, **filters: Any) -> datasets.Dataset:
+        """Matching runs as a `datasets.Dataset`, one row per run with a fixed set of columns.
+
+        Example:
+            >>> store.to_dataset(min_score=0.5).column_names[:3]  # doctest: +SKIP
+            ['run_id', 'thread_id', 'started_at']
+        """
+        import datasets
+
+        rows = [_dataset_row(r) for r in self.iter_runs(flt, **filters)]
+        return datasets.Dataset.from_list(rows, features=_dataset_features())
+
+
+def _decode(run_id: str, data: str) -> dict[str, Any]:
+    try:
+        record = json.loads(data)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise CorruptRecordError(run_id, str(exc)) from exc
+    if not isinstance(record, dict):
+        raise CorruptRecordError(run_id, "not a JSON object")
+    return record
+
+
+_CANDIDATE_KEYS = {"id": "string", "round": "int64", "draft": "string", "answer": "string",
+                   "score": "float64", "influence": "float64", "error": "string"}
+
+
+def _dataset_features() -> Any:
+    import datasets
+
+    candidate = {k: datasets.Value(v) for k, v in _CANDIDATE_KEYS.items()}
+    return datasets.Features({
+        "run_id": datasets.Value("string"),
+        "thread_id": datasets.Value("string"),
+        "started_at": datasets.Value("float64"),
+        "status": datasets.Value("string"),
+        "question": datasets.Value("string"),
+        "reference": datasets.Value("string"),
+        "answer": datasets.Value("string"),
+        "best_score": datasets.Value("float64"),
+        "weak_model": datasets.Value("string"),
+        "adapter_version": datasets.Value("string"),
+        "strong_model": datasets.Value("string"),
+        "alone_answer": datasets.Value("string"),
+        "alone_score": datasets.Value("float64"),
+        "candidates": datasets.List(candidate),
+    })
+
+
+def _dataset_row(record: dict[str, Any]) -> dict[str, Any]:
+    alone = record.get("alone") or {}
+    return {
+        "run_id": record.get("run_id"),
+        "thread_id": record.get("thread_id"),
+        "started_at": record.get("started_at"),
+        "status": record.get("status"),
+        "question": record.get("question"),
+        "reference": record.get("reference"),
+        "answer": record.get("answer"),
+        "best_score": record.get("best_score"),
+        "weak_model": record.get("weak_model"),
+        "adapter_version": record.get("adapter_version"),
+        "strong_model": record.get("strong_model"),
+        "alone_answer": alone.get("answer"),
+        "alone_score": alone.get("score"),
+        "candidates": [
+            {k: c.get(k) for k in _CANDIDATE_KEYS} for c in record.get("candidates") or []
+        ],
+    }
+
+
+class SQLiteTraceStore(TraceStore):
+    """SQLite in WAL mode: one transaction per finished run, safe for several processes."""
+
+    def __init__(self, url: str, path: Path) -> None:
+        super().__init__(url)
+        self._dialect = _Dialect(param="?", real="REAL")
+        self.path = path
+        if path.parent and not path.parent.exists():
+            raise StoreError(f"cannot open trace store {url}: directory {path.parent} does not exist")
+        try:
+            self._conn = sqlite3.connect(
+                str(path), timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")  # durable against process crashes
+            self._conn.execute("PRAGMA busy_timeout=30000")
+            with self._cursor_ctx(write=True) as cur:
+                self._migrate(cur)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open trace store {url}: {exc}") from exc
+
+    @contextmanager
+    def _cursor_ctx(self, write: bool) -> Iterator[Any]:
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            else:
+                cur.execute("COMMIT")
+            finally:
+                cur.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class PostgresTraceStore(TraceStore):
+    """PostgreSQL via psycopg 3: for many writers (processes, machines) at once."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._dialect = _Dialect(param="%s", real="DOUBLE PRECISION")
+        try:
+            import psycopg
+        except ImportError as exc:  # pragma: no cover - psycopg is in the postgres/dev extras
+            raise StoreError(
+                "PostgreSQL trace stores need psycopg: pip install 'cowest-graph[postgres]'"
+            ) from exc
+        self._psycopg = psycopg
+        try:
+            self._conn = psycopg.connect(url, connect_timeout=10)
+        except psycopg.Error as exc:
+            detail = " ".join(str(exc).split())
+            raise StoreError(f"cannot connect to PostgreSQL at {self.display_url}: {detail}") from exc
+        with self._cursor_ctx(write=True) as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(7242023)")  # one migrator at a time
+            self._migrate(cur)
+
+    @contextmanager
+    def _cursor_ctx(self, write: bool) -> Iterator[Any]:
+        with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
+            yield cur
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def open_trace_store(url: str | Path) -> TraceStore:
+    """Open (creating and migrating if needed) a trace store.
+
+    `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, a plain path ending in `.db`,
+    or `postgresql://user:pass@host:port/db`.
+
+    Example:
+        >>> store = open_trace_store("sqlite:///traces.db")
+        >>> store.schema_version()
+        1
+    """
+    url = str(url)
+    if "://" not in url:
+        if url.endswith((".db", ".sqlite", ".sqlite3")):
+            return SQLiteTraceStore(f"sqlite:///{url}", Path(url))
+        raise StoreError(f"trace store URL {url!r} has no scheme: use sqlite:///PATH or postgresql://...")
+    scheme, rest = url.split("://", 1)
+    if scheme == "sqlite":
+        if not rest.startswith("/"):
+            raise StoreError(f"trace store URL {url!r}: write sqlite:///PATH (three slashes)")
+        return SQLiteTraceStore(url, Path(rest[1:]))
+    if scheme in ("postgresql", "postgres"):
+        return PostgresTraceStore(url)
+    raise StoreError(
+        f"unknown trace store scheme {scheme!r} in {re.sub(r':[^:@/]*@', ':***@', url)}: "
+        "use sqlite:///PATH or postgresql://..."
+    )
+
+
+def known_schemes() -> Sequence[str]:
+    """The URL schemes `open_trace_store` understands."""
+    return ("sqlite", "postgresql", "postgres")

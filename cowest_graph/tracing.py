@@ -1,0 +1,402 @@
+"""`CowestTracer`: a LangChain callback handler that records every cowest run into a TraceStore.
+
+Pass it as `config={"callbacks": [CowestTracer(store)]}` to the subgraph, to a parent graph
+that contains it, or to an agent that calls it as a tool. It finds the cowest nodes by the
+`cowest_node` metadata the subgraph puts on them (and LangGraph's `langgraph_node`,
+`langgraph_checkpoint_ns`, `thread_id`), groups them by subgraph run, and writes one trace per
+run when the run ends, successful or not.
+
+A trace record (a JSON object) holds: `run_id`, `thread_id`, `parent_run_id`, `checkpoint_ns`,
+`started_at`/`ended_at`, `status`, `error`, `question`, `reference`, `answer`, `best_score`,
+`rounds`, `weak_model`, `adapter_version`, `strong_model`, `drafts` (each with the weak prompt as
+messages and as rendered by the chat template, the adapter version and sampling parameters),
+`candidates`, `alone`, and `nodes` (per node execution: inputs, outputs, latency, error, and every
+model call with its exact messages, outputs, model id, tokens, latency and error).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import LLMResult
+
+from cowest_graph.state import upsert_by_id
+from cowest_graph.store import TraceStore, open_trace_store
+
+log = logging.getLogger(__name__)
+
+Redactor = Callable[[dict[str, Any]], dict[str, Any]]
+
+_SECRET_KEY = re.compile(r"(api[_-]?key|authorization|secret|password|passwd|bearer|cookie)", re.I)
+_SECRET_VALUE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{12,}|Bearer\s+[A-Za-z0-9._\-]{12,})")
+REDACTED = "[REDACTED]"
+
+
+def scrub_secrets(value: Any) -> Any:
+    """Replace secrets (API keys, authorization headers, passwords) anywhere in a record.
+
+    Keys that name a secret get `[REDACTED]`; strings that look like `sk-...` keys or bearer
+    tokens are masked wherever they appear.
+
+    Example:
+        >>> scrub_secrets({"api_key": "abc", "note": "key sk-abcdefghijklmnop"})
+        {'api_key': '[REDACTED]', 'note': 'key [REDACTED]'}
+    """
+    if isinstance(value, dict):
+        return {
+            k: (REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) and v is not None
+                else scrub_secrets(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [scrub_secrets(v) for v in value]
+    if isinstance(value, str):
+        return _SECRET_VALUE.sub(REDACTED, value)
+    return value
+
+
+def _message_dict(message: BaseMessage) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": message.type, "content": message.content}
+    if message.name:
+        out["name"] = message.name
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseMessage):
+        return _message_dict(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items() if k != "__pregel_runtime"}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "value") and type(value).__name__ == "Overwrite":
+        return _jsonable(value.value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return repr(value)
+
+
+class _Trace:
+    def __init__(self, run_id: str, parent_run_id: str | None, metadata: dict[str, Any]) -> None:
+        self.record: dict[str, Any] = {
+            "run_id": run_id,
+            "parent_run_id": parent_run_id,
+            "thread_id": _str_or_none(metadata.get("thread_id")),
+            # The node's own namespace segment is the last one; the rest locates the subgraph.
+            "checkpoint_ns": "|".join(str(metadata.get("langgraph_checkpoint_ns", "")).split("|")[:-1])
+            or None,
+            "started_at": time.time(),
+            "status": "running",
+            "nodes": [],
+            "drafts": [],
+            "candidates": [],
+            "alone": None,
+        }
+        self.nodes: dict[str, dict[str, Any]] = {}
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+class CowestTracer(BaseCallbackHandler):
+    """Record every cowest node run (also nested, or behind a tool) into a trace store.
+
+    Args:
+        store: a `TraceStore` or a store URL (`sqlite:///traces.db`, `postgresql://...`).
+        redact: applied to each record before it is persisted (after secrets are scrubbed).
+        metadata: extra fields stored with every trace (e.g. an experiment name).
+
+    Example:
+        >>> tracer = CowestTracer("sqlite:///traces.db")
+        >>> graph.invoke({"question": "..."}, config={"callbacks": [tracer]})  # doctest: +SKIP
+        >>> tracer.store.count()  # doctest: +SKIP
+        1
+    """
+
+    raise_error = False
+    run_inline = True
+
+    def __init__(
+        self,
+        store: TraceStore | str,
+        *,
+        redact: Redactor | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.store = open_trace_store(store) if isinstance(store, str) else store
+        self.redact = redact
+        self.metadata = dict(metadata or {})
+        self._lock = threading.RLock()
+        self._parent: dict[str, str | None] = {}
+        self._owner: dict[str, tuple[_Trace, dict[str, Any]]] = {}  # run -> (trace, node)
+        self._traces: dict[str, _Trace] = {}
+        self._calls: dict[str, dict[str, Any]] = {}
+        self._unsaved: list[dict[str, Any]] = []
+        self.written = 0
+        """How many traces this tracer has persisted."""
+
+    # -- chains: the subgraph, its nodes and anything inside them --------------------------
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        rid, pid = str(run_id), _str_or_none(parent_run_id)
+        metadata = metadata or {}
+        with self._lock:
+            self._parent[rid] = pid
+            if pid in self._owner:  # inside a cowest node: remember which
+                self._owner[rid] = self._owner[pid]
+                return
+            node_name = metadata.get("cowest_node")
+            if not node_name or metadata.get("langgraph_node") != node_name or pid is None:
+                return
+            trace = self._traces.get(pid)
+            if trace is None:
+                grand = self._parent.get(pid)
+                trace = self._traces[pid] = _Trace(pid, grand, metadata)
+            node = {
+                "node": node_name,
+                "run_id": rid,
+                "step": metadata.get("langgraph_step"),
+                "started_at": time.time(),
+                "inputs": _node_inputs(node_name, inputs),
+                "calls": [],
+            }
+            if node_name == "prepare" and isinstance(inputs, dict):
+                trace.record["reference"] = inputs.get("reference")
+            trace.nodes[rid] = node
+            trace.record["nodes"].append(node)
+            self._owner[rid] = (trace, node)
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end_chain(str(run_id), outputs, None)
+
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end_chain(str(run_id), None, error)
+
+    def _end_chain(self, rid: str, outputs: Any, error: BaseException | None) -> None:
+        with self._lock:
+            self._parent.pop(rid, None)
+            owned = self._owner.pop(rid, None)
+            if owned is not None and rid in owned[0].nodes:
+                trace, node = owned
+                node["latency_s"] = time.time() - node["started_at"]
+                if error is not None:
+                    node["error"] = f"{type(error).__name__}: {error}"
+                else:
+                    node["outputs"] = _jsonable(outputs)
+                    _fold_outputs(trace.record, node)
+                return
+            trace = self._traces.pop(rid, None)
+        if trace is not None:
+            self._finish(trace, outputs, error)
+
+    # -- model calls -----------------------------------------------------------------------
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any] | None,
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        metadata: dict[str, Any] | None = None,
+        invocation_params: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        rid, pid = str(run_id), _str_or_none(parent_run_id)
+        with self._lock:
+            owned = self._owner.get(pid) if pid else None
+            if owned is None:
+                return
+            trace, node = owned
+            metadata = metadata or {}
+            params = invocation_params or {}
+            call = {
+                "run_id": rid,
+                "role": _role(node["node"], metadata.get("cowest_item")),
+                "item": metadata.get("cowest_item"),
+                "messages": [_message_dict(m) for m in messages[0]] if messages else [],
+                "model": metadata.get("ls_model_name") or params.get("model_name") or params.get("model")
+                or params.get("model_id") or (serialized or {}).get("name"),
+                "params": {k: v for k, v in params.items() if k in _PARAM_KEYS},
+                "started_at": time.time(),
+            }
+            node["calls"].append(call)
+            self._calls[rid] = call
+            self._owner[rid] = owned
+
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        with self._lock:
+            call = self._calls.pop(str(run_id), None)
+            self._owner.pop(str(run_id), None)
+            if call is None:
+                return
+            call["latency_s"] = time.time() - call["started_at"]
+            out = response.llm_output or {}
+            gens = response.generations[0] if response.generations else []
+            call["outputs"] = [g.text for g in gens]
+            usage = {"input_tokens": 0, "output_tokens": 0}
+            for i, g in enumerate(gens):
+                meta = getattr(getattr(g, "message", None), "usage_metadata", None) or {}
+                usage["input_tokens"] += int(meta.get("input_tokens", 0)) if i == 0 else 0
+                usage["output_tokens"] += int(meta.get("output_tokens", 0))
+                resp = getattr(getattr(g, "message", None), "response_metadata", None) or {}
+                call["model"] = resp.get("model_name") or call["model"]
+            if not any(usage.values()) and isinstance(out.get("token_usage"), dict):
+                usage = {"input_tokens": int(out["token_usage"].get("prompt_tokens", 0)),
+                         "output_tokens": int(out["token_usage"].get("completion_tokens", 0))}
+            call["usage"] = usage
+            call["model"] = out.get("model_name") or call["model"]
+            for key in ("rendered_prompt", "adapter_version", "sampling", "truncated_tokens"):
+                if key in out:
+                    call[key] = out[key]
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        with self._lock:
+            call = self._calls.pop(str(run_id), None)
+            self._owner.pop(str(run_id), None)
+            if call is not None:
+                call["latency_s"] = time.time() - call["started_at"]
+                call["error"] = f"{type(error).__name__}: {error}"
+
+    # -- persisting ------------------------------------------------------------------------
+    def _finish(self, trace: _Trace, outputs: Any, error: BaseException | None) -> None:
+        record = trace.record
+        record["ended_at"] = time.time()
+        record["latency_s"] = record["ended_at"] - record["started_at"]
+        record["status"] = "error" if error is not None else "success"
+        if error is not None:
+            record["error"] = f"{type(error).__name__}: {error}"
+        _summarise(record)
+        record.update({k: v for k, v in self.metadata.items() if k not in record})
+        record = scrub_secrets(record)
+        if self.redact is not None:
+            record = self.redact(record)
+        self._persist(record)
+
+    def _persist(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            pending, self._unsaved = [*self._unsaved, record], []
+        for i, item in enumerate(pending):
+            try:
+                self.store.write_run(item)
+                self.written += 1
+            except Exception as exc:  # noqa: BLE001 - keep it; retried at the next write or flush()
+                log.error("cowest trace %s not written yet: %s", item.get("run_id"), exc)
+                with self._lock:
+                    self._unsaved = pending[i:] + self._unsaved
+                return
+
+    def flush(self) -> None:
+        """Retry writing traces whose earlier write failed; raise if the store still fails."""
+        with self._lock:
+            pending, self._unsaved = self._unsaved, []
+        for i, item in enumerate(pending):
+            try:
+                self.store.write_run(item)
+                self.written += 1
+            except Exception:
+                with self._lock:
+                    self._unsaved = pending[i:] + self._unsaved
+                raise
+
+    @property
+    def pending(self) -> int:
+        """Traces not yet written (the store failed); `flush()` retries them."""
+        return len(self._unsaved)
+
+
+_PARAM_KEYS = ("temperature", "top_p", "max_tokens", "max_new_tokens", "n", "seed", "stop", "model",
+               "model_name", "timeout")
+
+
+def _role(node: str, item: Any) -> str:
+    if node == "weak_draft":
+        return "weak"
+    if node == "critique":
+        return "judge"
+    if item == "alone" or node == "strong_alone":
+        return "alone"
+    return "strong"
+
+
+def _node_inputs(node: str, inputs: Any) -> Any:
+    """What a node read: the question and the parts of the state it works on (not everything)."""
+    if not isinstance(inputs, dict):
+        return _jsonable(inputs)
+    keep = {"question", "reference", "round", "feedback"}
+    if node == "prepare":
+        keep |= {"messages"}
+    return _jsonable({k: v for k, v in inputs.items() if k in keep})
+
+
+def _fold_outputs(record: dict[str, Any], node: dict[str, Any]) -> None:
+    out = node.get("outputs")
+    if not isinstance(out, dict):
+        return
+    if "round" in out and isinstance(out["round"], int):
+        node["round"] = out["round"]
+        record["rounds"] = max(record.get("rounds") or 0, out["round"])
+    elif record.get("rounds"):
+        node["round"] = record["rounds"]
+    if node["node"] == "prepare":
+        record["question"] = out.get("question")
+    if node["node"] == "weak_draft":
+        weak_call = next((c for c in node["calls"] if c.get("outputs") is not None), None)
+        drafts = []
+        for d in out.get("drafts") or []:
+            d = dict(d)
+            if weak_call is not None:
+                d.update(
+                    prompt_messages=weak_call["messages"],
+                    rendered_prompt=weak_call.get("rendered_prompt"),
+                    adapter_version=weak_call.get("adapter_version"),
+                    weak_model=weak_call.get("model"),
+                    sampling=weak_call.get("sampling"),
+                )
+            drafts.append(d)
+        record["drafts"] = upsert_by_id(record["drafts"], drafts)
+    if out.get("candidates"):
+        record["candidates"] = upsert_by_id(record["candidates"], list(out["candidates"]))
+    if out.get("alone"):
+        record["alone"] = {**(record.get("alone") or {}), **out["alone"]}
+    for key in ("answer", "best"):
+        if key in out:
+            record[key] = out[key]
+
+
+def _summarise(record: dict[str, Any]) -> None:
+    best = record.get("best") or {}
+    record["best_score"] = best.get("score")
+    calls = [c for n in record["nodes"] for c in n["calls"]]
+    weak = [c for c in calls if c["role"] == "weak"]
+    strong = [c for c in calls if c["role"] in ("strong", "alone")]
+    if weak:
+        record["weak_model"] = weak[-1].get("model")
+        record["adapter_version"] = weak[-1].get("adapter_version")
+    if strong:
+        record["strong_model"] = strong[-1].get("model")
+    usage: dict[str, dict[str, int]] = {}
+    for role in ("weak", "strong", "alone", "judge"):
+        mine = [c for c in calls if c["role"] == role]
+        usage[role] = {
+            "calls": len(mine),
+            "input_tokens": sum((c.get("usage") or {}).get("input_tokens", 0) for c in mine),
+            "output_tokens": sum((c.get("usage") or {}).get("output_tokens", 0) for c in mine),
+        }
+    record["usage"] = usage

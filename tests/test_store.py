@@ -1,0 +1,113 @@
+"""The trace store: the same behaviour on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cowest_graph.store import (
+    SCHEMA_VERSION,
+    CorruptRecordError,
+    RunFilter,
+    StoreError,
+    open_trace_store,
+)
+
+
+def record(i: int, **extra) -> dict:
+    return {
+        "run_id": f"run{i}",
+        "thread_id": f"t{i % 2}",
+        "started_at": 1000.0 + i,
+        "ended_at": 1000.5 + i,
+        "status": "success",
+        "question": f"question {i}",
+        "weak_model": "weak-m",
+        "strong_model": "strong-m",
+        "adapter_version": "v0001" if i >= 3 else None,
+        "best_score": i / 10,
+        "candidates": [{"id": "r1d0", "round": 1, "draft": f"d{i}", "answer": f"a{i}", "score": i / 10}],
+        "nodes": [{"node": "weak_draft", "round": 1, "started_at": 1000.0 + i, "latency_s": 0.1,
+                   "calls": [{"role": "weak", "outputs": [f"d{i}"]}]}],
+        **extra,
+    }
+
+
+def test_write_fetch_filter_export(store_url: str, tmp_path) -> None:
+    store = open_trace_store(store_url)
+    assert store.schema_version() == SCHEMA_VERSION
+    for i in range(6):
+        store.write_run(record(i))
+    store.write_run(record(5, status="error"))  # same run id: replaced, not duplicated
+    assert store.count() == 6
+    assert store.get_run("run4")["candidates"][0]["answer"] == "a4"
+    assert [r.run_id for r in store.list_runs(thread_id="t1")] == ["run1", "run3", "run5"]
+    assert [r.run_id for r in store.list_runs(min_score=0.25, max_score=0.45)] == ["run3", "run4"]
+    assert [r.run_id for r in store.list_runs(adapter_version="v0001", status="success")] == ["run3", "run4"]
+    assert [r.run_id for r in store.list_runs(since=1004.0)] == ["run4", "run5"]
+    assert store.count(RunFilter(model="strong-m")) == 6 and store.count(model="other") == 0
+    assert [r.run_id for r in store.list_runs(limit=2, offset=1)] == ["run1", "run2"]
+    assert [r["run_id"] for r in store.iter_runs(batch_size=4)] == [f"run{i}" for i in range(6)]
+
+    path = tmp_path / "out.jsonl"
+    assert store.export_jsonl(path, thread_id="t0") == 3
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [x["run_id"] for x in lines] == ["run0", "run2", "run4"]
+
+    ds = store.to_dataset()
+    assert ds.num_rows == 6 and ds[4]["candidates"][0]["score"] == pytest.approx(0.4)
+    with pytest.raises(KeyError, match="no run"):
+        store.get_run("nope")
+    store.close()
+
+
+def test_reopening_is_idempotent(store_url: str) -> None:
+    open_trace_store(store_url).write_run(record(1))
+    again = open_trace_store(store_url)
+    assert again.schema_version() == SCHEMA_VERSION and again.count() == 1
+
+
+def test_newer_schema_is_refused_and_nothing_is_lost(store_url: str) -> None:
+    store = open_trace_store(store_url)
+    store.write_run(record(1))
+    with store._cursor_ctx(write=True) as cur:
+        cur.execute("INSERT INTO cowest_schema (version) VALUES (99)")
+    with pytest.raises(StoreError, match="schema version 99, newer") as err:
+        open_trace_store(store_url)
+    assert "\n" not in str(err.value)
+    with store._cursor_ctx(write=True) as cur:
+        cur.execute("DELETE FROM cowest_schema WHERE version = 99")
+    assert open_trace_store(store_url).get_run("run1")["question"] == "question 1"
+
+
+def test_corrupt_row_is_reported_and_the_rest_load(store_url: str) -> None:
+    store = open_trace_store(store_url)
+    for i in range(4):
+        store.write_run(record(i))
+    p = store._dialect.param
+    with store._cursor_ctx(write=True) as cur:
+        cur.execute(f"UPDATE cowest_runs SET data = {p} WHERE run_id = {p}", ('{"broken', "run2"))
+    with pytest.warns(UserWarning, match="run run2"):
+        loaded = [r["run_id"] for r in store.iter_runs(batch_size=2)]
+    assert loaded == ["run0", "run1", "run3"]
+    assert len(store.problems) == 1 and store.problems[0].startswith("run run2:")
+    with pytest.raises(CorruptRecordError, match="run run2"):
+        store.get_run("run2")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://u:secret@h/db", "unknown trace store scheme 'mysql'"),
+        ("traces.txt", "has no scheme"),
+        ("sqlite://relative.db", "three slashes"),
+        ("sqlite:////no/such/dir/t.db", "does not exist"),
+        ("postgresql://nobody:pw@127.0.0.1:1/nodb", "cannot connect to PostgreSQL"),
+    ],
+)
+def test_bad_urls_give_one_clear_line(url: str, message: str) -> None:
+    with pytest.raises(StoreError, match=message) as err:
+        open_trace_store(url)
+    text = str(err.value)
+    assert "\n" not in text and "secret" not in text and ":pw@" not in text
