@@ -25,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 def _graph(weak, strong):  # noqa: ANN001, ANN202
     from cowest_graph import create_cowest_graph
 
-    return create_cowest_graph(weak, strong, scorer=lambda q, a, r: 0.5, num_drafts=2,
-                               measure_influence=True).compile()
+    return create_cowest_graph(
+        weak, strong, scorer=lambda q, a, r: 0.5, num_drafts=2, measure_influence=True
+    ).compile()
 
 
 async def _timed(graph, n: int, callbacks: list) -> float:  # noqa: ANN001
@@ -64,20 +65,38 @@ def write_throughput(url: str, label: str, runs: int) -> dict:
     from cowest_graph.store import open_trace_store
 
     store = open_trace_store(url)
-    node = {"node": "strong_refine", "round": 1, "latency_s": 0.1, "started_at": 0.0,
-            "calls": [{"role": "strong", "messages": [{"role": "human", "content": "x" * 400}],
-                       "outputs": ["y" * 300]}] * 4}
-    records = [{"run_id": f"bench-{label}-{time.time_ns()}-{i}", "started_at": time.time(),
-                "status": "success", "question": "q" * 80, "nodes": [node] * 5,
-                "candidates": [{"id": f"r1d{j}", "answer": "a" * 200, "score": 0.5} for j in range(4)]}
-               for i in range(runs)]
+    node = {
+        "node": "strong_refine",
+        "round": 1,
+        "latency_s": 0.1,
+        "started_at": 0.0,
+        "calls": [
+            {"role": "strong", "messages": [{"role": "human", "content": "x" * 400}], "outputs": ["y" * 300]}
+        ]
+        * 4,
+    }
+    records = [
+        {
+            "run_id": f"bench-{label}-{time.time_ns()}-{i}",
+            "started_at": time.time(),
+            "status": "success",
+            "question": "q" * 80,
+            "nodes": [node] * 5,
+            "candidates": [{"id": f"r1d{j}", "answer": "a" * 200, "score": 0.5} for j in range(4)],
+        }
+        for i in range(runs)
+    ]
     start = time.perf_counter()
     for rec in records:
         store.write_run(rec)
     elapsed = time.perf_counter() - start
     store.close()
-    return {"backend": label, "runs": runs, "runs_per_s": runs / elapsed,
-            "node_records_per_s": 5 * runs / elapsed}
+    return {
+        "backend": label,
+        "runs": runs,
+        "runs_per_s": runs / elapsed,
+        "node_records_per_s": 5 * runs / elapsed,
+    }
 
 
 def main() -> None:
@@ -95,11 +114,22 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     strong = ScriptedChatModel(respond=lambda m: "an answer built on the draft")
     scripted_weak = FakeListChatModel(responses=["a scripted draft"] * 10)
-    rows = [overhead("scripted weak + scripted strong", scripted_weak, strong, args.runs,
-                     f"sqlite:///{tmp}/o1.db")]
+    rows = [
+        overhead(
+            "scripted weak + scripted strong", scripted_weak, strong, args.runs, f"sqlite:///{tmp}/o1.db"
+        )
+    ]
     real_weak = load_weak_model(max_new_tokens=16, temperature=0.7)
-    rows.append(overhead("real SmolLM2 weak + scripted strong", real_weak, strong, args.real_runs,
-                         f"sqlite:///{tmp}/o2.db", repeats=3))
+    rows.append(
+        overhead(
+            "real SmolLM2 weak + scripted strong",
+            real_weak,
+            strong,
+            args.real_runs,
+            f"sqlite:///{tmp}/o2.db",
+            repeats=3,
+        )
+    )
     print_table("Tracing overhead (traced / untraced, median of interleaved batches)", rows)
 
     writes = [write_throughput(f"sqlite:///{tmp}/w.db", "sqlite", 300)]

@@ -80,16 +80,12 @@ def next_version(root: str | Path) -> str:
         'v0001'
     """
     root = Path(root)
-    taken = [
-        int(m.group(1)) for p in root.glob("v*") if p.is_dir() and (m := _VERSION.match(p.name))
-    ]
+    taken = [int(m.group(1)) for p in root.glob("v*") if p.is_dir() and (m := _VERSION.match(p.name))]
     return f"v{max(taken, default=0) + 1:04d}"
 
 
 def latest_adapter(root: str | Path) -> Path | None:
     """The newest complete adapter version under `root` (one that has a manifest), or None."""
     root = Path(root)
-    complete = [
-        p for p in root.glob("v*") if _VERSION.match(p.name) and (p / MANIFEST).exists()
-    ]
+    complete = [p for p in root.glob("v*") if _VERSION.match(p.name) and (p / MANIFEST).exists()]
     return max(complete, key=lambda p: int(p.name[1:]), default=None)

@@ -85,7 +85,7 @@ def extract_label(text: str, labels: Sequence[str]) -> str | None:
     )
     by_lower = {lab.lower(): lab for lab in labels}
     markers = list(re.finditer(r"answer\s*(?:is)?\s*[:\-]?", text, re.IGNORECASE))
-    for region in ([text[markers[-1].end():]] if markers else []) + [text]:
+    for region in ([text[markers[-1].end() :]] if markers else []) + [text]:
         found = pattern.search(region)
         if found:
             return by_lower[found.group(1).lower()]

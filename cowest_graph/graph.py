@@ -59,8 +59,7 @@ def _resolve_question(state: CowestState) -> str:
         question = humans[-1].text if humans else None
     if not isinstance(question, str) or not question.strip():
         raise ValueError(
-            "question must be a non-empty string (give `question`, or `messages` ending with a "
-            "human message)"
+            "question must be a non-empty string (give `question`, or `messages` ending with a human message)"
         )
     return question.strip()
 
@@ -144,9 +143,7 @@ class _CowestNodes:
         return _Settings(
             num_drafts=_check_positive("num_drafts", ctx.num_drafts or d.num_drafts),
             max_rounds=_check_positive("max_rounds", ctx.max_rounds or d.max_rounds),
-            accept_score=_check_accept(
-                ctx.accept_score if ctx.accept_score is not None else d.accept_score
-            ),
+            accept_score=_check_accept(ctx.accept_score if ctx.accept_score is not None else d.accept_score),
         )
 
     @staticmethod
@@ -217,8 +214,9 @@ class _CowestNodes:
             replies = await self.weak.abatch([messages] * k, config)
             texts = [r.text for r in replies]
         drafts = [Draft(id=f"r{round_}d{i}", round=round_, text=t) for i, t in enumerate(texts)]
-        self.emit({"node": "weak_draft", "event": "drafted", "round": round_,
-                   "drafts": [d["id"] for d in drafts]})
+        self.emit(
+            {"node": "weak_draft", "event": "drafted", "round": round_, "drafts": [d["id"] for d in drafts]}
+        )
         return {"drafts": drafts, "round": round_}
 
     async def strong_refine(self, state: CowestState, config: RunnableConfig) -> dict[str, Any]:
@@ -241,8 +239,14 @@ class _CowestNodes:
                     raise
                 except Exception as exc:  # noqa: BLE001 - recorded; the other drafts go on
                     candidate.update(answer=None, error=_error_text(exc))
-                self.emit({"node": "strong_refine", "event": "refined", "draft": draft["id"],
-                           "failed": candidate.get("error") is not None})
+                self.emit(
+                    {
+                        "node": "strong_refine",
+                        "event": "refined",
+                        "draft": draft["id"],
+                        "failed": candidate.get("error") is not None,
+                    }
+                )
                 return candidate
 
         candidates = await asyncio.gather(*(refine(d) for d in drafts))
@@ -267,16 +271,16 @@ class _CowestNodes:
         question, reference = state["question"], state.get("reference")
         round_ = state["round"]
         todo: list[Candidate] = [
-            c for c in state.get("candidates", [])
-            if c["round"] == round_ and c.get("answer") is not None
+            c for c in state.get("candidates", []) if c["round"] == round_ and c.get("answer") is not None
         ]
         alone = dict(state.get("alone") or {}) or None
         score_alone = bool(alone and alone.get("answer") is not None and "score" not in alone)
 
         async def grade(key: str, answer: str) -> tuple[float | None, str | None, str | None]:
             result = await self.score(question, answer, reference, config, key)
-            self.emit({"node": "critique", "event": "scored", "item": key, "score": result[0],
-                       "error": result[2]})
+            self.emit(
+                {"node": "critique", "event": "scored", "item": key, "score": result[0], "error": result[2]}
+            )
             return result
 
         jobs = [grade(c["id"], c["answer"] or "") for c in todo]
@@ -313,8 +317,7 @@ class _CowestNodes:
             errors = "; ".join(f"{c['id']}: {c.get('error')}" for c in everything)
             raise CowestRunError(f"every candidate failed after {round_} round(s): {errors}")
         needs_work = best is None or (
-            settings.accept_score is not None
-            and (best_score is None or best_score < settings.accept_score)
+            settings.accept_score is not None and (best_score is None or best_score < settings.accept_score)
         )
         if more and needs_work:
             if best is None:

@@ -240,17 +240,19 @@ class WeakModel(BaseChatModel):
             >>> prompt.endswith("<|im_start|>assistant\\n"), cut
             (True, 0)
         """
-        chat = [
-            {"role": _ROLE_OF.get(m.type, m.type), "content": m.text} for m in messages
-        ]
+        prompt, cut, _ = self._render(messages, max_new_tokens=max_new_tokens)
+        return prompt, cut
+
+    def _render(
+        self, messages: Sequence[BaseMessage], *, max_new_tokens: int | None = None
+    ) -> tuple[str, int, list[dict[str, str]]]:
+        chat = [{"role": _ROLE_OF.get(m.type, m.type), "content": m.text} for m in messages]
         prompt = self._apply_template(chat)
         budget = self._prompt_budget(max_new_tokens or self.max_new_tokens)
         excess = len(self.tokenizer(prompt, add_special_tokens=False).input_ids) - budget
         if excess <= 0:
-            return prompt, 0
-        last_user = max(
-            (i for i, turn in enumerate(chat) if turn["role"] == "user"), default=None
-        )
+            return prompt, 0, chat
+        last_user = max((i for i, turn in enumerate(chat) if turn["role"] == "user"), default=None)
         if last_user is None:
             raise ValueError("prompt exceeds the weak model's context and has no user message")
         ids = self.tokenizer(chat[last_user]["content"], add_special_tokens=False).input_ids
@@ -260,12 +262,10 @@ class WeakModel(BaseChatModel):
                 "the question text; shorten the system prompt"
             )
         chat[last_user]["content"] = self.tokenizer.decode(ids[: len(ids) - excess])
-        return self._apply_template(chat), excess
+        return self._apply_template(chat), excess, chat
 
     def _apply_template(self, chat: list[dict[str, str]]) -> str:
-        return str(
-            self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-        )
+        return str(self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True))
 
     # -- generation ------------------------------------------------------------------------
     def generate_from_prompts(
@@ -287,7 +287,10 @@ class WeakModel(BaseChatModel):
         params = self.sampling_params(**sampling)
         tok = self.tokenizer
         batch = tok(
-            list(prompts), return_tensors="pt", padding=True, padding_side="left",
+            list(prompts),
+            return_tensors="pt",
+            padding=True,
+            padding_side="left",
             add_special_tokens=False,
         )
         temperature = float(params["temperature"])
@@ -334,7 +337,7 @@ class WeakModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         params = self.sampling_params(**kwargs)
-        prompt, truncated = self.render(messages, max_new_tokens=params["max_new_tokens"])
+        prompt, truncated, chat = self._render(messages, max_new_tokens=params["max_new_tokens"])
         input_tokens = len(self.tokenizer(prompt, add_special_tokens=False).input_ids)
         samples = self.generate_from_prompts([prompt], n=n, **params)[0]
         generations = []
@@ -363,6 +366,8 @@ class WeakModel(BaseChatModel):
             "adapter_version": self.adapter_version,
             "rendered_prompt": prompt,
             "truncated_tokens": truncated,
+            # The chat as rendered (after truncation): what training must use as the prompt.
+            "rendered_messages": chat if truncated else None,
             "sampling": params | {"n": n},
             "token_usage": {
                 # The prompt is prefilled for each of the n sequences by plain `generate`.

@@ -43,8 +43,9 @@ def transient_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-DEFAULT_RETRY = RetryPolicy(initial_interval=0.5, backoff_factor=2.0, max_interval=20.0,
-                            max_attempts=4, jitter=True)
+DEFAULT_RETRY = RetryPolicy(
+    initial_interval=0.5, backoff_factor=2.0, max_interval=20.0, max_attempts=4, jitter=True
+)
 """Four attempts, 0.5 s doubling up to 20 s, with jitter."""
 
 

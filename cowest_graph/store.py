@@ -114,8 +114,20 @@ class _Dialect:
     upsert_run: str = field(init=False)
 
     def __post_init__(self) -> None:
-        cols = ("run_id", "thread_id", "parent_run_id", "started_at", "ended_at", "status", "question",
-                "weak_model", "adapter_version", "strong_model", "best_score", "data")
+        cols = (
+            "run_id",
+            "thread_id",
+            "parent_run_id",
+            "started_at",
+            "ended_at",
+            "status",
+            "question",
+            "weak_model",
+            "adapter_version",
+            "strong_model",
+            "best_score",
+            "data",
+        )
         updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
         self.upsert_run = (
             f"INSERT INTO cowest_runs ({', '.join(cols)}) VALUES ({', '.join([self.param] * len(cols))}) "
@@ -123,8 +135,10 @@ class _Dialect:
         )
 
 
-_SUMMARY_COLS = ("run_id, thread_id, started_at, ended_at, status, question, weak_model, "
-                 "adapter_version, strong_model, best_score")
+_SUMMARY_COLS = (
+    "run_id, thread_id, started_at, ended_at, status, question, weak_model, "
+    "adapter_version, strong_model, best_score"
+)
 
 
 class TraceStore(ABC):
@@ -209,11 +223,18 @@ class TraceStore(ABC):
             cur.execute(
                 self._dialect.upsert_run,
                 (
-                    run_id, record.get("thread_id"), record.get("parent_run_id"),
-                    float(record.get("started_at") or time.time()), record.get("ended_at"),
-                    record.get("status") or "unknown", record.get("question"),
-                    record.get("weak_model"), record.get("adapter_version"),
-                    record.get("strong_model"), record.get("best_score"), data,
+                    run_id,
+                    record.get("thread_id"),
+                    record.get("parent_run_id"),
+                    float(record.get("started_at") or time.time()),
+                    record.get("ended_at"),
+                    record.get("status") or "unknown",
+                    record.get("question"),
+                    record.get("weak_model"),
+                    record.get("adapter_version"),
+                    record.get("strong_model"),
+                    record.get("best_score"),
+                    data,
                 ),
             )
             cur.execute(f"DELETE FROM cowest_nodes WHERE run_id = {p}", (run_id,))
@@ -223,8 +244,16 @@ class TraceStore(ABC):
                     "(run_id, seq, node, round, started_at, latency_s, error, data) "
                     f"VALUES ({', '.join([p] * 8)})",
                     [
-                        (run_id, seq, n.get("node"), n.get("round"), n.get("started_at"),
-                         n.get("latency_s"), n.get("error"), json.dumps(n, default=str))
+                        (
+                            run_id,
+                            seq,
+                            n.get("node"),
+                            n.get("round"),
+                            n.get("started_at"),
+                            n.get("latency_s"),
+                            n.get("error"),
+                            json.dumps(n, default=str),
+                        )
                         for seq, n in enumerate(nodes)
                     ],
                 )
@@ -235,9 +264,12 @@ class TraceStore(ABC):
         clauses: list[str] = []
         args: list[Any] = []
         for column, op, value in (
-            ("started_at", ">=", flt.since), ("started_at", "<=", flt.until),
-            ("thread_id", "=", flt.thread_id), ("adapter_version", "=", flt.adapter_version),
-            ("best_score", ">=", flt.min_score), ("best_score", "<=", flt.max_score),
+            ("started_at", ">=", flt.since),
+            ("started_at", "<=", flt.until),
+            ("thread_id", "=", flt.thread_id),
+            ("adapter_version", "=", flt.adapter_version),
+            ("best_score", ">=", flt.min_score),
+            ("best_score", "<=", flt.max_score),
             ("status", "=", flt.status),
         ):
             if value is not None:
@@ -361,30 +393,39 @@ def _decode(run_id: str, data: str) -> dict[str, Any]:
     return record
 
 
-_CANDIDATE_KEYS = {"id": "string", "round": "int64", "draft": "string", "answer": "string",
-                   "score": "float64", "influence": "float64", "error": "string"}
+_CANDIDATE_KEYS = {
+    "id": "string",
+    "round": "int64",
+    "draft": "string",
+    "answer": "string",
+    "score": "float64",
+    "influence": "float64",
+    "error": "string",
+}
 
 
 def _dataset_features() -> Any:
     import datasets
 
     candidate = {k: datasets.Value(v) for k, v in _CANDIDATE_KEYS.items()}
-    return datasets.Features({
-        "run_id": datasets.Value("string"),
-        "thread_id": datasets.Value("string"),
-        "started_at": datasets.Value("float64"),
-        "status": datasets.Value("string"),
-        "question": datasets.Value("string"),
-        "reference": datasets.Value("string"),
-        "answer": datasets.Value("string"),
-        "best_score": datasets.Value("float64"),
-        "weak_model": datasets.Value("string"),
-        "adapter_version": datasets.Value("string"),
-        "strong_model": datasets.Value("string"),
-        "alone_answer": datasets.Value("string"),
-        "alone_score": datasets.Value("float64"),
-        "candidates": datasets.List(candidate),
-    })
+    return datasets.Features(
+        {
+            "run_id": datasets.Value("string"),
+            "thread_id": datasets.Value("string"),
+            "started_at": datasets.Value("float64"),
+            "status": datasets.Value("string"),
+            "question": datasets.Value("string"),
+            "reference": datasets.Value("string"),
+            "answer": datasets.Value("string"),
+            "best_score": datasets.Value("float64"),
+            "weak_model": datasets.Value("string"),
+            "adapter_version": datasets.Value("string"),
+            "strong_model": datasets.Value("string"),
+            "alone_answer": datasets.Value("string"),
+            "alone_score": datasets.Value("float64"),
+            "candidates": datasets.List(candidate),
+        }
+    )
 
 
 def _dataset_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -403,9 +444,7 @@ def _dataset_row(record: dict[str, Any]) -> dict[str, Any]:
         "strong_model": record.get("strong_model"),
         "alone_answer": alone.get("answer"),
         "alone_score": alone.get("score"),
-        "candidates": [
-            {k: c.get(k) for k in _CANDIDATE_KEYS} for c in record.get("candidates") or []
-        ],
+        "candidates": [{k: c.get(k) for k in _CANDIDATE_KEYS} for c in record.get("candidates") or []],
     }
 
 

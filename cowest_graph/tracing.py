@@ -52,8 +52,11 @@ def scrub_secrets(value: Any) -> Any:
     """
     if isinstance(value, dict):
         return {
-            k: (REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) and v is not None
-                else scrub_secrets(v))
+            k: (
+                REDACTED
+                if isinstance(k, str) and _SECRET_KEY.search(k) and v is not None
+                else scrub_secrets(v)
+            )
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
@@ -231,8 +234,11 @@ class CowestTracer(BaseCallbackHandler):
                 "role": _role(node["node"], metadata.get("cowest_item")),
                 "item": metadata.get("cowest_item"),
                 "messages": [_message_dict(m) for m in messages[0]] if messages else [],
-                "model": metadata.get("ls_model_name") or params.get("model_name") or params.get("model")
-                or params.get("model_id") or (serialized or {}).get("name"),
+                "model": metadata.get("ls_model_name")
+                or params.get("model_name")
+                or params.get("model")
+                or params.get("model_id")
+                or (serialized or {}).get("name"),
                 "params": {k: v for k, v in params.items() if k in _PARAM_KEYS},
                 "started_at": time.time(),
             }
@@ -258,11 +264,19 @@ class CowestTracer(BaseCallbackHandler):
                 resp = getattr(getattr(g, "message", None), "response_metadata", None) or {}
                 call["model"] = resp.get("model_name") or call["model"]
             if not any(usage.values()) and isinstance(out.get("token_usage"), dict):
-                usage = {"input_tokens": int(out["token_usage"].get("prompt_tokens", 0)),
-                         "output_tokens": int(out["token_usage"].get("completion_tokens", 0))}
+                usage = {
+                    "input_tokens": int(out["token_usage"].get("prompt_tokens", 0)),
+                    "output_tokens": int(out["token_usage"].get("completion_tokens", 0)),
+                }
             call["usage"] = usage
             call["model"] = out.get("model_name") or call["model"]
-            for key in ("rendered_prompt", "adapter_version", "sampling", "truncated_tokens"):
+            for key in (
+                "rendered_prompt",
+                "adapter_version",
+                "sampling",
+                "truncated_tokens",
+                "rendered_messages",
+            ):
                 if key in out:
                     call[key] = out[key]
 
@@ -321,8 +335,18 @@ class CowestTracer(BaseCallbackHandler):
         return len(self._unsaved)
 
 
-_PARAM_KEYS = ("temperature", "top_p", "max_tokens", "max_new_tokens", "n", "seed", "stop", "model",
-               "model_name", "timeout")
+_PARAM_KEYS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_new_tokens",
+    "n",
+    "seed",
+    "stop",
+    "model",
+    "model_name",
+    "timeout",
+)
 
 
 def _role(node: str, item: Any) -> str:
@@ -364,6 +388,7 @@ def _fold_outputs(record: dict[str, Any], node: dict[str, Any]) -> None:
             if weak_call is not None:
                 d.update(
                     prompt_messages=weak_call["messages"],
+                    rendered_messages=weak_call.get("rendered_messages"),
                     rendered_prompt=weak_call.get("rendered_prompt"),
                     adapter_version=weak_call.get("adapter_version"),
                     weak_model=weak_call.get("model"),

@@ -17,8 +17,16 @@ def _store_with_runs(path: Path) -> str:
     url = f"sqlite:///{path}"
     store = open_trace_store(url)
     for i in range(3):
-        store.write_run({"run_id": f"run{i}", "started_at": 100.0 + i, "status": "success",
-                         "question": f"q{i}", "best_score": i / 2, "thread_id": "t"})
+        store.write_run(
+            {
+                "run_id": f"run{i}",
+                "started_at": 100.0 + i,
+                "status": "success",
+                "question": f"q{i}",
+                "best_score": i / 2,
+                "thread_id": "t",
+            }
+        )
     store.close()
     return url
 

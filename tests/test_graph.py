@@ -80,7 +80,12 @@ def test_loop_stops_at_max_rounds_and_feeds_back_the_critique(weak: WeakModel) -
             return msgs
 
     graph = create_cowest_graph(
-        weak, strong, scorer=lambda q, a, r: 0.2, num_drafts=2, max_rounds=3, accept_score=0.9,
+        weak,
+        strong,
+        scorer=lambda q, a, r: 0.2,
+        num_drafts=2,
+        max_rounds=3,
+        accept_score=0.9,
         prompts=Recording(weak_feedback=prompts.weak_feedback),
     ).compile()
     out = graph.invoke({"question": "What is entropy?"})
@@ -157,7 +162,9 @@ def test_failed_refinement_is_recorded_and_the_others_go_on(weak: WeakModel) -> 
 
 def test_every_candidate_failing_is_one_clear_error(weak: WeakModel) -> None:
     graph = create_cowest_graph(
-        weak, ScriptedChatModel(respond=lambda m: ValueError("model gone")), scorer=by_length,
+        weak,
+        ScriptedChatModel(respond=lambda m: ValueError("model gone")),
+        scorer=by_length,
         num_drafts=2,
     ).compile()
     with pytest.raises(CowestRunError, match="every candidate failed.*model gone"):

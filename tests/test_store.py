@@ -28,8 +28,15 @@ def record(i: int, **extra) -> dict:
         "adapter_version": "v0001" if i >= 3 else None,
         "best_score": i / 10,
         "candidates": [{"id": "r1d0", "round": 1, "draft": f"d{i}", "answer": f"a{i}", "score": i / 10}],
-        "nodes": [{"node": "weak_draft", "round": 1, "started_at": 1000.0 + i, "latency_s": 0.1,
-                   "calls": [{"role": "weak", "outputs": [f"d{i}"]}]}],
+        "nodes": [
+            {
+                "node": "weak_draft",
+                "round": 1,
+                "started_at": 1000.0 + i,
+                "latency_s": 0.1,
+                "calls": [{"role": "weak", "outputs": [f"d{i}"]}],
+            }
+        ],
         **extra,
     }
 

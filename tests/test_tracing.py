@@ -44,9 +44,7 @@ async def test_64_concurrent_runs_give_64_unmixed_traces(store_url: str, tiny_we
     tracer = CowestTracer(store_url)
     graph = create_cowest_graph(tiny_weak, echo(), scorer=half, num_drafts=2).compile()
     questions = [f"q{i:02d}: name a colour" for i in range(64)]
-    await asyncio.gather(
-        *(graph.ainvoke({"question": q}, config={"callbacks": [tracer]}) for q in questions)
-    )
+    await asyncio.gather(*(graph.ainvoke({"question": q}, config={"callbacks": [tracer]}) for q in questions))
     store = tracer.store
     assert tracer.written == 64 and store.count() == 64 and store.count(status="success") == 64
     seen = set()
@@ -68,8 +66,10 @@ async def test_64_concurrent_runs_give_64_unmixed_traces(store_url: str, tiny_we
 def test_trace_holds_prompts_models_scores_tokens(store_url: str, weak: WeakModel) -> None:
     tracer = CowestTracer(store_url)
     graph = create_cowest_graph(weak, echo(), scorer=half, num_drafts=2, measure_influence=True).compile()
-    graph.invoke({"question": "Name a planet.", "reference": "Mars"},
-                 config={"callbacks": [tracer], "configurable": {"thread_id": "th-1"}})
+    graph.invoke(
+        {"question": "Name a planet.", "reference": "Mars"},
+        config={"callbacks": [tracer], "configurable": {"thread_id": "th-1"}},
+    )
     [summary] = tracer.store.list_runs(thread_id="th-1")
     rec = tracer.store.get_run(summary.run_id)
     assert rec["reference"] == "Mars" and rec["thread_id"] == "th-1" and rec["parent_run_id"] is None
@@ -121,8 +121,9 @@ def test_nested_in_a_parent_graph_and_behind_an_agent_tool(store_url: str, tiny_
 
     def agent_model(messages: list[BaseMessage]) -> AIMessage:
         if not any(m.type == "tool" for m in messages):
-            return AIMessage("", tool_calls=[{"name": tool.name, "args": {"question": "tool question"},
-                                              "id": "c1"}])
+            return AIMessage(
+                "", tool_calls=[{"name": tool.name, "args": {"question": "tool question"}, "id": "c1"}]
+            )
         return AIMessage("done")
 
     create_agent(ScriptedChatModel(respond=agent_model), tools=[tool]).invoke(
@@ -146,8 +147,10 @@ def test_secrets_are_never_written_and_redact_applies(tmp_path: Path, tiny_weak:
     tracer = CowestTracer(f"sqlite:///{db}", redact=redact, metadata={"api_key": key, "experiment": "e1"})
     leaky = ScriptedChatModel(respond=lambda m: f"use key {key} and mail alice@example.com")
     graph = create_cowest_graph(tiny_weak, leaky, scorer=half).compile()
-    graph.invoke({"question": "mail alice@example.com with Authorization: Bearer abcdefghijklmnop1234"},
-                 config={"callbacks": [tracer]})
+    graph.invoke(
+        {"question": "mail alice@example.com with Authorization: Bearer abcdefghijklmnop1234"},
+        config={"callbacks": [tracer]},
+    )
     tracer.store.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     assert key.encode() not in raw and b"abcdefghijklmnop1234" not in raw
@@ -158,8 +161,11 @@ def test_secrets_are_never_written_and_redact_applies(tmp_path: Path, tiny_weak:
 
 def test_scrub_secrets_keeps_token_counts() -> None:
     rec = {"usage": {"input_tokens": 5}, "headers": {"Authorization": "Bearer x"}, "OPENAI_API_KEY": "k"}
-    assert scrub_secrets(rec) == {"usage": {"input_tokens": 5}, "headers": {"Authorization": REDACTED},
-                                  "OPENAI_API_KEY": REDACTED}
+    assert scrub_secrets(rec) == {
+        "usage": {"input_tokens": 5},
+        "headers": {"Authorization": REDACTED},
+        "OPENAI_API_KEY": REDACTED,
+    }
 
 
 def test_a_failed_write_is_kept_and_flushed_later(tmp_path: Path, tiny_weak: WeakModel) -> None:
@@ -186,7 +192,10 @@ def test_sigkill_mid_run_loses_no_finished_run(store_url: str) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).parent / "trace_writer.py"), store_url],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
     )
     done: list[int] = []
     deadline = time.time() + 240

@@ -1,0 +1,179 @@
+"""Collaborative-feedback preference pairs."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cowest_graph.feedback import build_preference_pairs
+from cowest_graph.store import RunFilter, open_trace_store
+
+
+def run(
+    question: str,
+    drafts: list[tuple[str, float | None]],
+    alone: float | None = None,
+    run_id: str | None = None,
+    **extra,
+) -> dict:
+    prompt = f"<|im_start|>user\nQuestion: {question}<|im_end|>\n<|im_start|>assistant\n"
+    return {
+        "run_id": run_id or f"run-{question}-{len(drafts)}",
+        "question": question,
+        "alone": None if alone is None else {"answer": "alone", "score": alone},
+        "drafts": [
+            {
+                "id": f"r1d{i}",
+                "round": 1,
+                "text": text,
+                "rendered_prompt": prompt,
+                "prompt_messages": [{"role": "human", "content": f"Question: {question}"}],
+                "adapter_version": "v0001",
+            }
+            for i, (text, _) in enumerate(drafts)
+        ],
+        "candidates": [
+            {"id": f"r1d{i}", "round": 1, "answer": f"a{i}", "score": score}
+            for i, (_, score) in enumerate(drafts)
+        ],
+        **extra,
+    }
+
+
+def test_delta_with_strong_alone() -> None:
+    pairs = build_preference_pairs([run("q", [("good", 0.9), ("bad", 0.2)], alone=0.4)], eval_fraction=0)
+    [row] = pairs["train"]
+    assert row["chosen"] == [{"role": "assistant", "content": "good"}]
+    assert row["rejected"] == [{"role": "assistant", "content": "bad"}]
+    assert row["prompt"] == [{"role": "user", "content": "Question: q"}]
+    assert row["delta_chosen"] == pytest.approx(0.5) and row["delta_rejected"] == pytest.approx(-0.2)
+    assert row["margin"] == pytest.approx(0.7)
+    assert pairs.report.used_strong_alone == 2 and pairs.report.mean_delta == pytest.approx(0.15)
+
+
+def test_without_strong_alone_the_score_is_the_influence() -> None:
+    pairs = build_preference_pairs([run("q", [("a", 0.3), ("b", 0.8)])], eval_fraction=0)
+    [row] = pairs["train"]
+    assert row["chosen"][0]["content"] == "b" and row["delta_chosen"] == pytest.approx(0.8)
+    assert pairs.report.used_strong_alone == 0
+
+
+def test_margin_ties_and_single_drafts_give_no_pair() -> None:
+    records = [
+        run("close", [("a", 0.50), ("b", 0.45)]),
+        run("tied", [("a", 0.5), ("b", 0.5)]),
+        run("single", [("a", 0.9)]),
+        run("kept", [("a", 0.9), ("b", 0.1)]),
+    ]
+    pairs = build_preference_pairs(records, min_margin=0.1, eval_fraction=0)
+    assert [r["question"] for r in pairs["train"]] == ["kept"]
+    assert pairs.report.dropped == {
+        "gap below min_margin": 1,
+        "tie": 1,
+        "prompt has a single distinct draft": 1,
+    }
+
+
+def test_duplicates_across_runs_are_removed() -> None:
+    records = [
+        run("q", [("same", 0.9), ("low", 0.1)], run_id="r1"),
+        run("q", [("same", 0.7), ("low", 0.1)], run_id="r2"),
+    ]
+    pairs = build_preference_pairs(records, eval_fraction=0)
+    assert pairs["train"].num_rows == 1
+    assert pairs["train"][0]["delta_chosen"] == pytest.approx(0.8), "duplicates average their influence"
+    assert pairs.report.dropped["duplicate draft text"] == 2
+
+
+def test_basic_pairs_come_first() -> None:
+    # Deltas: A=+0.30, B=+0.05, C=-0.05. Basic pairs (Delta>0 vs <=0): (A,C), (B,C); (A,B) is wider
+    # than (B,C) but not basic.
+    rec = run("q", [("A", 0.80), ("B", 0.55), ("C", 0.45)], alone=0.5)
+    pairs = build_preference_pairs([rec], min_margin=0.05, max_pairs_per_prompt=2, eval_fraction=0)
+    got = {(r["chosen"][0]["content"], r["rejected"][0]["content"]) for r in pairs["train"]}
+    assert got == {("A", "C"), ("B", "C")}
+    assert pairs.report.dropped["over max_pairs_per_prompt"] == 1
+
+
+def test_failed_and_unscored_drafts_are_dropped() -> None:
+    rec = run("q", [("a", 0.9), ("b", None), ("c", 0.1)])
+    rec["candidates"][2]["error"] = "TimeoutError: slow"
+    with pytest.raises(ValueError, match="no preference pairs") as err:
+        build_preference_pairs([rec])
+    assert "answer unscored: 1" in str(err.value) and "refinement failed: 1" in str(err.value)
+
+
+def test_grouped_deterministic_split() -> None:
+    records = [run(f"q{i}", [("x", 0.9), ("y", 0.1)], run_id=f"a{i}") for i in range(20)]
+    records += [run(f"q{i}", [("x2", 0.8), ("y2", 0.0)], run_id=f"b{i}") for i in range(20)]
+    first = build_preference_pairs(records, eval_fraction=0.25, seed=3)
+    again = build_preference_pairs(records, eval_fraction=0.25, seed=3)
+    other = build_preference_pairs(records, eval_fraction=0.25, seed=4)
+    train_q, eval_q = set(first["train"]["question"]), set(first["eval"]["question"])
+    assert not train_q & eval_q and len(eval_q) == 5 and len(train_q) == 15
+    assert eval_q == set(again["eval"]["question"]) and eval_q != set(other["eval"]["question"])
+
+
+def test_no_usable_pairs_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match=r"no preference pairs: 1 runs, 1 drafts"):
+        build_preference_pairs([run("q", [("a", 0.5)])])
+    with pytest.raises(ValueError, match="min_margin"):
+        build_preference_pairs([], min_margin=-1)
+
+
+def test_from_a_store_with_a_filter(tmp_path) -> None:
+    store = open_trace_store(f"sqlite:///{tmp_path}/t.db")
+    for i in range(3):
+        store.write_run(
+            {
+                **run(f"q{i}", [("x", 0.9), ("y", 0.1)]),
+                "started_at": float(i),
+                "status": "success",
+                "adapter_version": "v0001" if i else None,
+            }
+        )
+    pairs = build_preference_pairs(store, eval_fraction=0, flt=RunFilter(adapter_version="v0001"))
+    assert sorted(pairs["train"]["question"]) == ["q1", "q2"]
+
+
+texts = st.sampled_from(["alpha", "beta", "gamma", "delta", "alpha "])
+scores = st.one_of(st.none(), st.floats(0, 1, allow_nan=False))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    records=st.lists(
+        st.tuples(
+            st.sampled_from(["q1", "q2", "q3", "q4"]),
+            st.lists(st.tuples(texts, scores), min_size=1, max_size=5),
+            st.one_of(st.none(), st.floats(0, 1, allow_nan=False)),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    min_margin=st.floats(0, 0.5),
+    max_pairs=st.integers(1, 4),
+)
+def test_pair_invariants(records, min_margin: float, max_pairs: int) -> None:
+    recs = [run(q, drafts, alone=alone, run_id=f"r{i}") for i, (q, drafts, alone) in enumerate(records)]
+    try:
+        pairs = build_preference_pairs(
+            recs, min_margin=min_margin, max_pairs_per_prompt=max_pairs, eval_fraction=0.5, seed=1
+        )
+    except ValueError as exc:
+        assert "no preference pairs" in str(exc)
+        return
+    rows = list(pairs["train"]) + list(pairs["eval"])
+    assert rows and pairs.report.pairs == len(rows)
+    assert not set(pairs["train"]["question"]) & set(pairs["eval"]["question"])
+    per_prompt: dict[str, int] = {}
+    for r in rows:
+        assert r["margin"] >= min_margin and r["margin"] > 0
+        assert r["chosen"][0]["content"].strip() != r["rejected"][0]["content"].strip()
+        assert r["delta_chosen"] - r["delta_rejected"] == pytest.approx(r["margin"])
+        per_prompt[r["prompt_text"]] = per_prompt.get(r["prompt_text"], 0) + 1
+    assert max(per_prompt.values()) <= max_pairs
+    assert len(
+        {(r["prompt_text"], r["chosen"][0]["content"], r["rejected"][0]["content"]) for r in rows}
+    ) == len(rows)
