@@ -251,8 +251,15 @@ def sft_examples(
 
 
 # -- shared training flow ------------------------------------------------------------------
+_WATCHED = ("loss", "grad_norm", "eval_loss", "logps/chosen", "logps/rejected")
+
+
 class _FiniteLossGuard:
-    """A `TrainerCallback` that stops training with a clear error when the loss is NaN/inf."""
+    """A `TrainerCallback` that stops training with a clear error once training diverges.
+
+    The loss alone is not enough: with NaN weights TRL's DPO loss is logged as 0 while the
+    gradient norm and the log-probabilities are NaN, so all of them are watched.
+    """
 
     def __new__(cls) -> Any:
         from transformers import TrainerCallback
@@ -261,14 +268,22 @@ class _FiniteLossGuard:
             def on_log(
                 self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any
             ) -> None:
-                loss = (logs or {}).get("loss")
-                if loss is not None and not math.isfinite(float(loss)):
+                bad = {k: v for k, v in (logs or {}).items() if k in _WATCHED and not _finite(v)}
+                if bad:
+                    what = ", ".join(f"{k}={v}" for k, v in bad.items())
                     raise TrainingDivergedError(
-                        f"training loss became {loss} at step {state.global_step}; no adapter was "
-                        "written and the previous adapters are untouched"
+                        f"training loss became nan/inf at step {state.global_step} ({what}); no adapter "
+                        "was written and the previous adapters are untouched"
                     )
 
         return Guard()
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return True
 
 
 def _config_hash(config: _TrainConfig) -> str:
@@ -283,10 +298,35 @@ def _work_dir(root: Path, kind: str, data_hash: str, config: _TrainConfig, resum
     return work
 
 
-def _last_checkpoint(work: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+_CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
 
-    return get_last_checkpoint(str(work)) if work.exists() else None
+
+def _last_checkpoint(work: Path) -> str | None:
+    """The newest COMPLETE checkpoint; a kill during a save leaves a partial one, which is removed.
+
+    Transformers writes `trainer_state.json` and the optimizer/scheduler states after the weights,
+    so a checkpoint missing any of them was interrupted mid-save.
+    """
+    if not work.exists():
+        return None
+    checkpoints = sorted(
+        (p for p in work.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+        key=lambda p: int(p.name.split("-")[-1]),
+    )
+    for path in reversed(checkpoints):
+        if all((path / name).exists() for name in _CHECKPOINT_FILES):
+            return str(path)
+        shutil.rmtree(path, ignore_errors=True)
+    return None
+
+
+def _run(trainer: Any, work: Path, resume: bool) -> dict[str, Any]:
+    """Train (from the last checkpoint when resuming) and return the logged metrics."""
+    checkpoint = _last_checkpoint(work) if resume else None
+    trainer.train(resume_from_checkpoint=checkpoint)
+    metrics = _log_metrics(trainer)
+    metrics["resumed_from_step"] = int(Path(checkpoint).name.split("-")[-1]) if checkpoint else None
+    return metrics
 
 
 def _log_metrics(trainer: Any) -> dict[str, Any]:
@@ -403,8 +443,7 @@ def train_sft(
         callbacks=[_FiniteLossGuard()],
     )
     before = trainer.evaluate()["eval_loss"] if evals is not None else None
-    trainer.train(resume_from_checkpoint=_last_checkpoint(work) if resume else None)
-    metrics = _log_metrics(trainer)
+    metrics = _run(trainer, work, resume)
     if evals is not None:
         metrics.update(eval_loss_before=before, eval_loss_after=trainer.evaluate()["eval_loss"])
     counts = {"train": train.num_rows, "eval": 0 if evals is None else evals.num_rows}
@@ -474,8 +513,7 @@ def train_dpo(
         peft_config=peft_config,
         callbacks=[_FiniteLossGuard()],
     )
-    trainer.train(resume_from_checkpoint=_last_checkpoint(work) if resume else None)
-    metrics = _log_metrics(trainer)
+    metrics = _run(trainer, work, resume)
     if evals is not None:
         metrics.update(trainer.evaluate())
     counts = {"train": train.num_rows, "eval": 0 if evals is None else evals.num_rows}
