@@ -272,6 +272,143 @@ def train(
     console.print(f"adapter {result.version} -> {result.adapter_dir}  metrics: {result.metrics}")
 
 
+def _scorer(spec: str):  # noqa: ANN202 - a Scorer or None (the strong model judges)
+    from cowest_graph import critique
+
+    if spec == "judge":
+        return None
+    if spec.startswith("label:"):
+        return critique.label_match([x.strip() for x in spec[6:].split(",") if x.strip()])
+    named = {
+        "contains": critique.contains_match,
+        "exact": critique.exact_match,
+        "f1": critique.token_f1,
+        "choice": critique.choice_match,
+    }
+    if spec not in named:
+        _fail(f"unknown scorer {spec!r}: use contains, exact, f1, choice, label:A,B,... or judge")
+    return named[spec]
+
+
+def _models(adapter: str | None, strong: str, max_new_tokens: int, temperature: float):  # noqa: ANN202
+    from cowest_graph.adapters import AdapterError
+    from cowest_graph.models import load_weak_model, resolve_chat_model
+
+    try:
+        weak = load_weak_model(adapter=adapter, max_new_tokens=max_new_tokens, temperature=temperature)
+    except (AdapterError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    local = strong in ("local", "smollm2")
+    strong_model = resolve_chat_model(
+        strong, **({"max_new_tokens": max_new_tokens, "temperature": 0.0} if local else {})
+    )
+    return weak, strong_model
+
+
+@app.command("run")
+def run_cmd(
+    data: str = typer.Argument(..., help="Questions: .jsonl or .csv with question[, reference, id]."),
+    store: str = STORE_OPTION,
+    drafts: int = typer.Option(4, "--drafts", "-k", help="Weak drafts per question."),
+    strong: str = typer.Option("local", help="Strong model spec: local | openai:MODEL | http(s)://URL"),
+    adapter: str | None = typer.Option(None, help="LoRA adapter directory for the weak model."),
+    scorer: str = typer.Option("contains", help="contains | exact | f1 | choice | label:A,B | judge"),
+    measure_influence: bool = typer.Option(True, help="Also run strong alone (the Delta baseline)."),
+    concurrency: int = typer.Option(4, help="Runs in flight at once."),
+    max_new_tokens: int = typer.Option(48, help="Tokens per weak draft (and local strong answer)."),
+    temperature: float = typer.Option(0.9, help="Weak sampling temperature."),
+    resume: bool = typer.Option(True, help="Skip questions that already have a successful trace."),
+) -> None:
+    """Collect traces: run the cowest graph over a question file (resumable)."""
+    import asyncio
+
+    from cowest_graph import create_cowest_graph
+    from cowest_graph.collect import acollect
+    from cowest_graph.data import load_questions
+    from cowest_graph.tracing import CowestTracer
+
+    try:
+        examples = load_questions(data)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    db = _open_store(store)
+    weak, strong_model = _models(adapter, strong, max_new_tokens, temperature)
+    graph = create_cowest_graph(
+        weak, strong_model, scorer=_scorer(scorer), num_drafts=drafts, measure_influence=measure_influence
+    ).compile()
+    report = asyncio.run(acollect(graph, examples, CowestTracer(db), concurrency=concurrency, resume=resume))
+    console.print(
+        f"{report.total} questions: {report.succeeded} recorded, {report.skipped} already done, "
+        f"{report.failed} failed (traced with their errors) -> {db.display_url}"
+    )
+
+
+@app.command("eval")
+def eval_cmd(
+    data: str = typer.Argument(..., help="Held-out questions with references (.jsonl or .csv)."),
+    adapter: str | None = typer.Option(None, help="LoRA adapter directory for the weak model."),
+    strong: str = typer.Option("local", help="Strong model spec: local | openai:MODEL | http(s)://URL"),
+    labels: str | None = typer.Option(None, help="Comma-separated labels for a classification task."),
+    max_new_tokens: int = typer.Option(48),
+    out: str | None = typer.Option(None, help="Write the results as JSON here."),
+) -> None:
+    """Evaluate weak alone, strong alone and CoWest on held-out questions (reference withheld)."""
+    import asyncio
+    import json
+
+    from cowest_graph import create_cowest_graph
+    from cowest_graph.data import load_questions
+    from cowest_graph.evaluate import evaluate_graph, evaluate_model_alone, keyword_judge, label_judge
+    from cowest_graph.loop import print_results
+    from cowest_graph.prompts import CowestPrompts
+
+    try:
+        examples = load_questions(data)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    label_list = [x.strip() for x in labels.split(",")] if labels else None
+    judge = label_judge(label_list) if label_list else keyword_judge
+    weak, strong_model = _models(adapter, strong, max_new_tokens, 0.0)
+    prompts = CowestPrompts()
+
+    async def go():  # noqa: ANN202
+        graph = create_cowest_graph(weak, strong_model, scorer=_scorer("contains")).compile()
+        return [
+            await evaluate_model_alone(
+                "weak alone", weak, examples, judge=judge, labels=label_list, messages=prompts.weak_messages
+            ),
+            await evaluate_model_alone(
+                "strong alone", strong_model, examples, judge=judge, labels=label_list, counts_as_strong=True
+            ),
+            await evaluate_graph("CoWest", graph, examples, judge=judge, labels=label_list),
+        ]
+
+    results = asyncio.run(go())
+    print_results(results, console, title=f"{data} (n={len(examples)})")
+    if out:
+        from pathlib import Path
+
+        Path(out).write_text(json.dumps([r.summary() for r in results], indent=2))
+
+
+@app.command()
+def demo(
+    workdir: str = typer.Option("runs/demo", help="Where adapters, traces and results go."),
+    quick: bool = typer.Option(False, "--quick", help="A few questions only (a smoke run)."),
+) -> None:
+    """The main job on the embedded models: SFT -> collect -> pairs -> DPO -> evaluate."""
+    from pathlib import Path
+
+    from cowest_graph.loop import LoopConfig, run_loop
+
+    config = LoopConfig(workdir=Path(workdir), limit=6 if quick else None)
+    if quick:
+        config.sft.num_train_epochs = 2
+        config.dpo.num_train_epochs = 1
+        config.num_drafts = 2
+    run_loop(config, console=console)
+
+
 def _print_candidates(out: dict) -> None:
     table = Table(title=out["question"], show_lines=True)
     for col in ("id", "draft", "answer", "score"):

@@ -49,6 +49,21 @@ def exact_match(question: str, answer: str, reference: str | None) -> float:
     return float(normalize_answer(answer) == normalize_answer(ref))
 
 
+def contains_match(question: str, answer: str, reference: str | None) -> float:
+    """1.0 when the normalised reference appears as a whole phrase in the normalised answer.
+
+    For short keyword references ("Thursday", "Finance Warden") inside free-text answers.
+
+    Example:
+        >>> contains_match("q", "They are due on Thursday.", "thursday")
+        1.0
+    """
+    ref = normalize_answer(_need_reference(reference, "contains_match"))
+    if not ref:
+        raise ValueError("contains_match needs a non-empty reference after normalisation")
+    return float(f" {ref} " in f" {normalize_answer(answer)} ")
+
+
 def token_f1(question: str, answer: str, reference: str | None) -> float:
     """Token-level F1 between the normalised answer and reference (SQuAD-style).
 

@@ -7,6 +7,7 @@ cached as an fp32 safetensors directory (see `model_cache_dir`), so later loads 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib.util
 import json
@@ -15,16 +16,19 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
+
+from cowest_graph.batching import GenerationBatcher
 
 DEFAULT_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 """The id recorded for the embedded default weak model."""
@@ -194,7 +198,13 @@ class WeakModel(BaseChatModel):
     """Prompt budget in tokens; longer prompts are truncated (see `render`). Default: the model's
     context length minus `max_new_tokens`."""
 
+    max_batch_size: int = 16
+    """Most rows (prompts x samples) that concurrent requests share in one `generate`."""
+    batch_wait_ms: float = 5.0
+    """How long the first queued request waits for others to join its batch."""
+
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _batcher: GenerationBatcher[Sample] | None = PrivateAttr(default=None)
 
     @property
     def _llm_type(self) -> str:
@@ -271,33 +281,60 @@ class WeakModel(BaseChatModel):
     def generate_from_prompts(
         self, prompts: Sequence[str], *, n: int = 1, **sampling: Any
     ) -> list[list[Sample]]:
-        """Sample `n` continuations for each rendered prompt in ONE batched `generate` call.
-
-        Prompts are padded on the left; each prompt is expanded `n` times by `generate`.
+        """Sample `n` continuations for each rendered prompt; concurrent callers share one batched
+        `generate` (see `cowest_graph.batching`). Blocks until the samples are ready.
 
         Example:
             >>> prompt, _ = weak.render([HumanMessage("hi")])
             >>> [len(s) for s in weak.generate_from_prompts([prompt, prompt], n=3)]
             [3, 3]
         """
-        import torch
+        return self._submit(prompts, n, sampling).result()
 
+    async def agenerate_from_prompts(
+        self, prompts: Sequence[str], *, n: int = 1, **sampling: Any
+    ) -> list[list[Sample]]:
+        """Async `generate_from_prompts`: waits without holding a thread or blocking the loop."""
+        return await asyncio.wrap_future(self._submit(prompts, n, sampling))
+
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> WeakModel:
+        """A copy (e.g. with other sampling settings) sharing the weights and the generation lock.
+
+        The copy gets its own batching queue: the queue's worker is bound to one instance, so a
+        copy that later loads an adapter generates with its own weights.
+        """
+        copy = super().model_copy(update=update, deep=deep)
+        copy._batcher = None
+        return copy
+
+    def _submit(self, prompts: Sequence[str], n: int, sampling: dict[str, Any]) -> Future[list[list[Sample]]]:
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         params = self.sampling_params(**sampling)
+        if self._batcher is None:
+            self._batcher = GenerationBatcher(
+                self._generate_batch, max_batch=self.max_batch_size, max_wait_s=self.batch_wait_ms / 1000
+            )
+        # A seeded call runs alone, so its samples do not depend on what else was queued.
+        return self._batcher.submit(prompts, n=n, params=params, solo=params["seed"] is not None)
+
+    def _generate_batch(
+        self, prompts: Sequence[str], ns: Sequence[int], params: dict[str, Any]
+    ) -> list[list[Sample]]:
+        """ONE `generate` call: left-padded prompts, `ns[i]` samples for prompt i."""
+        import torch
+
         tok = self.tokenizer
-        batch = tok(
-            list(prompts),
-            return_tensors="pt",
-            padding=True,
-            padding_side="left",
-            add_special_tokens=False,
-        )
+        same_n = len(set(ns)) == 1
+        rows = list(prompts) if same_n else [p for p, k in zip(prompts, ns, strict=True) for _ in range(k)]
+        batch = tok(rows, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
         temperature = float(params["temperature"])
+        pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         gen_kwargs: dict[str, Any] = {
             "max_new_tokens": int(params["max_new_tokens"]),
-            "num_return_sequences": n,
-            "pad_token_id": tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+            # Equal n: generate expands each prompt n times itself; otherwise rows are pre-expanded.
+            "num_return_sequences": ns[0] if same_n else 1,
+            "pad_token_id": pad_id,
             "do_sample": temperature > 0,
         }
         if temperature > 0:
@@ -313,20 +350,28 @@ class WeakModel(BaseChatModel):
                 attention_mask=batch.attention_mask.to(device),
                 **gen_kwargs,
             )
-        new = out[:, batch.input_ids.shape[1] :].cpu()
-        eos = {tok.eos_token_id, gen_kwargs["pad_token_id"]}
+        new = out[:, batch.input_ids.shape[1] :].cpu().tolist()
+        eos = {tok.eos_token_id, pad_id}
+        samples = []
+        for ids in new:
+            length = next((i for i, t in enumerate(ids) if t in eos), None)
+            kept = ids if length is None else ids[:length]
+            text = tok.decode(kept, skip_special_tokens=True).strip()
+            samples.append(Sample(text, len(kept), "stop" if length is not None else "length"))
         results: list[list[Sample]] = []
-        for p in range(len(prompts)):
-            row: list[Sample] = []
-            for j in range(n):
-                ids = new[p * n + j].tolist()
-                length = next((i for i, t in enumerate(ids) if t in eos), None)
-                finish = "stop" if length is not None else "length"
-                kept = ids if length is None else ids[:length]
-                text = tok.decode(kept, skip_special_tokens=True).strip()
-                row.append(Sample(text=text, output_tokens=len(kept), finish_reason=finish))
-            results.append(row)
+        start = 0
+        for k in ns:
+            results.append(samples[start : start + k])
+            start += k
         return results
+
+    def _prepare(
+        self, messages: list[BaseMessage], kwargs: dict[str, Any]
+    ) -> tuple[str, int, list[dict[str, str]], int, dict[str, Any]]:
+        params = self.sampling_params(**kwargs)
+        prompt, truncated, chat = self._render(messages, max_new_tokens=params["max_new_tokens"])
+        input_tokens = len(self.tokenizer(prompt, add_special_tokens=False).input_ids)
+        return prompt, truncated, chat, input_tokens, params
 
     def _generate(
         self,
@@ -336,10 +381,33 @@ class WeakModel(BaseChatModel):
         n: int = 1,
         **kwargs: Any,
     ) -> ChatResult:
-        params = self.sampling_params(**kwargs)
-        prompt, truncated, chat = self._render(messages, max_new_tokens=params["max_new_tokens"])
-        input_tokens = len(self.tokenizer(prompt, add_special_tokens=False).input_ids)
+        prompt, truncated, chat, input_tokens, params = self._prepare(messages, kwargs)
         samples = self.generate_from_prompts([prompt], n=n, **params)[0]
+        return self._result(samples, stop, prompt, truncated, chat, input_tokens, params, n)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        n: int = 1,
+        **kwargs: Any,
+    ) -> ChatResult:
+        prompt, truncated, chat, input_tokens, params = self._prepare(messages, kwargs)
+        samples = (await self.agenerate_from_prompts([prompt], n=n, **params))[0]
+        return self._result(samples, stop, prompt, truncated, chat, input_tokens, params, n)
+
+    def _result(
+        self,
+        samples: list[Sample],
+        stop: list[str] | None,
+        prompt: str,
+        truncated: int,
+        chat: list[dict[str, str]],
+        input_tokens: int,
+        params: dict[str, Any],
+        n: int,
+    ) -> ChatResult:
         generations = []
         for sample in samples:
             text = _cut_at_stop(sample.text, stop)
@@ -370,7 +438,6 @@ class WeakModel(BaseChatModel):
             "rendered_messages": chat if truncated else None,
             "sampling": params | {"n": n},
             "token_usage": {
-                # The prompt is prefilled for each of the n sequences by plain `generate`.
                 "prompt_tokens": input_tokens,
                 "completion_tokens": output_tokens,
                 "total_tokens": input_tokens + output_tokens,

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 if TYPE_CHECKING:
     import datasets
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The schema version this release writes."""
 
 # Each migration takes a store from version N-1 to N. `{real}` is the float type of the dialect.
@@ -59,6 +59,11 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX IF NOT EXISTS cowest_runs_started ON cowest_runs (started_at)",
         "CREATE INDEX IF NOT EXISTS cowest_runs_thread ON cowest_runs (thread_id)",
         "CREATE INDEX IF NOT EXISTS cowest_runs_adapter ON cowest_runs (adapter_version)",
+    ],
+    # v2: the id of the dataset example a run answered, so a collection pass can resume.
+    2: [
+        "ALTER TABLE cowest_runs ADD COLUMN example_id TEXT",
+        "CREATE INDEX IF NOT EXISTS cowest_runs_example ON cowest_runs (example_id)",
     ],
 }
 
@@ -126,6 +131,7 @@ class _Dialect:
             "adapter_version",
             "strong_model",
             "best_score",
+            "example_id",
             "data",
         )
         updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
@@ -234,6 +240,7 @@ class TraceStore(ABC):
                     record.get("adapter_version"),
                     record.get("strong_model"),
                     record.get("best_score"),
+                    record.get("example_id"),
                     data,
                 ),
             )
@@ -304,6 +311,20 @@ class TraceStore(ABC):
         with self._cursor_ctx(write=False) as cur:
             cur.execute(f"SELECT COUNT(*) FROM cowest_runs{where}", args)
             return int(cur.fetchone()[0])
+
+    def example_ids(self, *, status: str | None = "success") -> set[str]:
+        """Ids of the dataset examples that have a run (by default: a successful one).
+
+        Example:
+            >>> done = store.example_ids()  # skip these when resuming a collection pass  # doctest: +SKIP
+        """
+        p = self._dialect.param
+        where, args = ("WHERE example_id IS NOT NULL", [])
+        if status is not None:
+            where, args = f"{where} AND status = {p}", [status]
+        with self._cursor_ctx(write=False) as cur:
+            cur.execute(f"SELECT DISTINCT example_id FROM cowest_runs {where}", args)
+            return {row[0] for row in cur.fetchall()}
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """The whole record of one run. Raises `KeyError` if absent, `CorruptRecordError` if

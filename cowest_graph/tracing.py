@@ -93,6 +93,7 @@ class _Trace:
             "run_id": run_id,
             "parent_run_id": parent_run_id,
             "thread_id": _str_or_none(metadata.get("thread_id")),
+            "example_id": _str_or_none(metadata.get("cowest_example_id")),
             # The node's own namespace segment is the last one; the rest locates the subgraph.
             "checkpoint_ns": "|".join(str(metadata.get("langgraph_checkpoint_ns", "")).split("|")[:-1])
             or None,

@@ -1,0 +1,224 @@
+"""Evaluation: weak alone, strong alone, and collaboration, on held-out questions.
+
+Honest by construction: the graph never sees the reference at evaluation time (its critique
+cannot pick the answer that matches it), and inference uses one draft unless told otherwise;
+answers are scored afterwards against the reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.graph.state import CompiledStateGraph
+
+from cowest_graph.critique import extract_label
+from cowest_graph.data import Example
+from cowest_graph.prompts import CowestPrompts
+from cowest_graph.tracing import CowestTracer
+
+
+@dataclass
+class ConditionResult:
+    """One evaluated condition."""
+
+    name: str
+    n: int
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    macro_f1: float | None
+    unparseable_rate: float
+    strong_calls_per_q: float
+    strong_tokens_per_q: float
+    wall_s: float
+    correct: list[int] = field(repr=False, default_factory=list)
+    answers: list[str] = field(repr=False, default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The result without the per-question lists."""
+        out = asdict(self)
+        out.pop("correct")
+        out.pop("answers")
+        return out
+
+
+def bootstrap_ci(
+    values: Sequence[float], *, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean.
+
+    Example:
+        >>> low, high = bootstrap_ci([1, 0, 1, 1, 0, 1, 1, 1])
+        >>> low < 0.75 < high
+        True
+    """
+    if not values:
+        return (float("nan"), float("nan"))
+    rng = random.Random(seed)
+    n = len(values)
+    means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(n_boot))
+    return means[int(alpha / 2 * n_boot)], means[min(n_boot - 1, int((1 - alpha / 2) * n_boot))]
+
+
+def macro_f1(predicted: Sequence[str | None], gold: Sequence[str], labels: Sequence[str]) -> float:
+    """Macro-averaged F1 over `labels` (an unparseable prediction counts as wrong).
+
+    Example:
+        >>> macro_f1(["yes", "no", None], ["yes", "yes", "no"], ["yes", "no"])
+        0.3333333333333333
+    """
+    scores = []
+    for lab in labels:
+        tp = sum(p == lab and g == lab for p, g in zip(predicted, gold, strict=True))
+        fp = sum(p == lab and g != lab for p, g in zip(predicted, gold, strict=True))
+        fn = sum(p != lab and g == lab for p, g in zip(predicted, gold, strict=True))
+        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return sum(scores) / len(scores)
+
+
+Judge = Callable[[str, str | None], tuple[bool, bool]]
+"""`judge(answer, reference) -> (correct, parseable)`."""
+
+
+def keyword_judge(answer: str, reference: str | None) -> tuple[bool, bool]:
+    """Correct when the reference keyword appears in the answer; unparseable when empty."""
+    from cowest_graph.critique import contains_match
+
+    if not answer.strip():
+        return False, False
+    return contains_match("", answer, reference) == 1.0, True
+
+
+def label_judge(labels: Sequence[str]) -> Judge:
+    """Correct when the label the answer commits to is the reference label."""
+
+    def judge(answer: str, reference: str | None) -> tuple[bool, bool]:
+        got = extract_label(answer, labels)
+        return (
+            got is not None and reference is not None and got.lower() == reference.lower(),
+            got is not None,
+        )
+
+    return judge
+
+
+def _result(
+    name: str,
+    examples: Sequence[Example],
+    answers: list[str],
+    judge: Judge,
+    labels: Sequence[str] | None,
+    strong_calls: float,
+    strong_tokens: float,
+    wall: float,
+) -> ConditionResult:
+    verdicts = [judge(a, e.reference) for a, e in zip(answers, examples, strict=True)]
+    correct = [int(c) for c, _ in verdicts]
+    low, high = bootstrap_ci(correct)
+    f1 = None
+    if labels:
+        preds = [extract_label(a, labels) for a in answers]
+        preds = [
+            None if p is None else next(lab for lab in labels if lab.lower() == p.lower()) for p in preds
+        ]
+        gold = [
+            next((lab for lab in labels if lab.lower() == (e.reference or "").lower()), "") for e in examples
+        ]
+        f1 = macro_f1(preds, gold, labels)
+    n = len(examples)
+    return ConditionResult(
+        name=name,
+        n=n,
+        accuracy=sum(correct) / n,
+        ci_low=low,
+        ci_high=high,
+        macro_f1=f1,
+        unparseable_rate=sum(not p for _, p in verdicts) / n,
+        strong_calls_per_q=strong_calls / n,
+        strong_tokens_per_q=strong_tokens / n,
+        wall_s=wall,
+        correct=correct,
+        answers=answers,
+    )
+
+
+async def evaluate_model_alone(
+    name: str,
+    model: BaseChatModel,
+    examples: Sequence[Example],
+    *,
+    judge: Judge = keyword_judge,
+    labels: Sequence[str] | None = None,
+    prompts: CowestPrompts | None = None,
+    messages: Callable[[str], list[Any]] | None = None,
+    counts_as_strong: bool = False,
+) -> ConditionResult:
+    """One model answers every question alone (by default the alone prompt, same answer format;
+    `messages=prompts.weak_messages` asks the weak model in the format it was trained on).
+
+    Example:
+        >>> asyncio.run(evaluate_model_alone("strong alone", strong, examples))  # doctest: +SKIP
+    """
+    prompts = prompts or CowestPrompts()
+    start = time.perf_counter()
+    build = messages or prompts.alone_messages
+    replies = await model.abatch([build(e.question) for e in examples])
+    wall = time.perf_counter() - start
+    answers = [r.text for r in replies]
+    tokens = sum(((r.usage_metadata or {}).get("total_tokens", 0)) for r in replies)
+    calls = len(examples) if counts_as_strong else 0
+    return _result(name, examples, answers, judge, labels, calls, tokens if counts_as_strong else 0, wall)
+
+
+async def evaluate_graph(
+    name: str,
+    graph: CompiledStateGraph[Any, Any, Any, Any],
+    examples: Sequence[Example],
+    *,
+    judge: Judge = keyword_judge,
+    labels: Sequence[str] | None = None,
+    concurrency: int = 8,
+    context: Any = None,
+    tracer: CowestTracer | None = None,
+) -> ConditionResult:
+    """The cowest graph answers every question; the reference is withheld from the graph.
+
+    Strong-model calls and tokens per question are read from the runs' traces (`tracer`, or a
+    temporary SQLite store).
+
+    Example:
+        >>> asyncio.run(evaluate_graph("cowest", graph, examples))  # doctest: +SKIP
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        tracer = tracer or CowestTracer(f"sqlite:///{tmp}/eval.db")
+        seen_before = {r.run_id for r in tracer.store.list_runs()}
+        gate = asyncio.Semaphore(concurrency)
+        start = time.perf_counter()
+
+        async def one(example: Example) -> str:
+            async with gate:
+                config: Any = {"callbacks": [tracer], "metadata": {"cowest_example_id": example.id}}
+                try:
+                    out = await graph.ainvoke({"question": example.question}, config=config, context=context)
+                except Exception:  # noqa: BLE001 - a failed run answers nothing (counted unparseable)
+                    return ""
+                return str(out.get("answer") or "")
+
+        answers = list(await asyncio.gather(*(one(e) for e in examples)))
+        wall = time.perf_counter() - start
+        calls = tokens = 0
+        for rec in tracer.store.iter_runs():
+            if rec["run_id"] in seen_before:
+                continue
+            for role in ("strong", "alone", "judge"):
+                use = (rec.get("usage") or {}).get(role) or {}
+                calls += use.get("calls", 0)
+                tokens += use.get("input_tokens", 0) + use.get("output_tokens", 0)
+    return _result(name, examples, answers, judge, labels, calls, tokens, wall)
