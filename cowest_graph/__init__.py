@@ -7,6 +7,7 @@ preferences (collaborative-feedback DPO).
 
 from cowest_graph.critique import (
     choice_match,
+    contains_match,
     exact_match,
     extract_label,
     label_match,
@@ -44,6 +45,7 @@ __all__ = [
     "Draft",
     "WeakModel",
     "choice_match",
+    "contains_match",
     "create_cowest_graph",
     "create_cowest_tool",
     "exact_match",

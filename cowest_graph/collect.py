@@ -79,7 +79,7 @@ async def acollect(
                 bar.advance(task)
 
         await asyncio.gather(*(one(e) for e in todo))
-    tracer.flush()
+    await tracer.aflush()
     return report
 
 

@@ -213,6 +213,7 @@ async def evaluate_graph(
 
         answers = list(await asyncio.gather(*(one(e) for e in examples)))
         wall = time.perf_counter() - start
+        await tracer.aflush()
         calls = tokens = 0
         for rec in tracer.store.iter_runs():
             if rec["run_id"] in seen_before:

@@ -27,8 +27,9 @@ from cowest_graph.graph import create_cowest_graph
 from cowest_graph.models import load_weak_model
 from cowest_graph.prompts import CowestPrompts
 from cowest_graph.tracing import CowestTracer
-from cowest_graph.train import DPOTrainConfig, SFTTrainConfig, train_dpo, train_sft
+from cowest_graph.train import DPOTrainConfig, LoraSettings, SFTTrainConfig, train_dpo, train_sft
 
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 EXAMPLE_DATA = Path(__file__).resolve().parent.parent / "examples" / "data" / "quillfeather"
 
 
@@ -45,8 +46,13 @@ class LoopConfig:
     weak_temperature: float = 0.9
     concurrency: int = 4
     sft: SFTTrainConfig = field(
+        # Facts need capacity: LoRA on every linear layer. Measured here: 3 epochs on attention only
+        # taught the answers' form but no facts (0/24 held out); this recipe reached 18/24.
         default_factory=lambda: SFTTrainConfig(
-            num_train_epochs=8, learning_rate=1e-3, per_device_train_batch_size=8, disable_tqdm=False
+            num_train_epochs=4,
+            learning_rate=2e-3,
+            per_device_train_batch_size=8,
+            lora=LoraSettings(r=32, alpha=64, target_modules=ALL_LINEAR),
         )
     )
     dpo: DPOTrainConfig = field(

@@ -198,6 +198,8 @@ class WeakModel(BaseChatModel):
     """Prompt budget in tokens; longer prompts are truncated (see `render`). Default: the model's
     context length minus `max_new_tokens`."""
 
+    min_new_tokens: int | None = None
+    """Force at least this many new tokens (fixed-length generation for benchmarks)."""
     max_batch_size: int = 16
     """Most rows (prompts x samples) that concurrent requests share in one `generate`."""
     batch_wait_ms: float = 5.0
@@ -337,6 +339,8 @@ class WeakModel(BaseChatModel):
             "pad_token_id": pad_id,
             "do_sample": temperature > 0,
         }
+        if self.min_new_tokens:
+            gen_kwargs["min_new_tokens"] = self.min_new_tokens
         if temperature > 0:
             gen_kwargs.update(temperature=temperature, top_p=float(params["top_p"]))
         else:

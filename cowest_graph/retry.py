@@ -57,9 +57,9 @@ def with_call_policy(
 ) -> Runnable[Any, Any]:
     """Wrap a chat model so each call has a timeout and is retried on transient errors.
 
-    `retry.retry_on` may be an exception type or a tuple of them; LangGraph's default callable
-    is replaced by `transient_errors()`. Non-transient errors (a bad request, a parse error) are
-    raised at once.
+    `retry.retry_on` may be an exception type, a tuple of them, or a predicate; LangGraph's default
+    predicate is replaced by `transient_errors()`. Non-transient errors (a bad request, a parse
+    error) are raised at once.
 
     Example:
         >>> safe = with_call_policy(strong, timeout=30)  # doctest: +SKIP
@@ -79,15 +79,14 @@ def with_call_policy(
         runnable = RunnableLambda(_call, afunc=_acall, name=getattr(model, "name", None) or "model")
     if retry is None or retry.max_attempts <= 1:
         return runnable
-    retry_on = retry.retry_on
+    retry_on: Any = retry.retry_on
     if isinstance(retry_on, type):
-        types: tuple[type[BaseException], ...] = (retry_on,)
-    elif isinstance(retry_on, tuple):
-        types = retry_on
-    else:
-        types = transient_errors()
+        retry_on = (retry_on,)
+    elif not isinstance(retry_on, tuple) and getattr(retry_on, "__name__", "") == "default_retry_on":
+        # LangGraph's default predicate does not retry TimeoutError (an OSError); ours does.
+        retry_on = transient_errors()
     return runnable.with_retry(
-        retry_if_exception_type=types,
+        retry_if_exception_type=retry_on,
         wait_exponential_jitter=True,
         exponential_jitter_params={
             "initial": retry.initial_interval,

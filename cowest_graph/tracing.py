@@ -16,7 +16,10 @@ model call with its exact messages, outputs, model id, tokens, latency and error
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
+import queue
 import re
 import threading
 import time
@@ -145,6 +148,9 @@ class CowestTracer(BaseCallbackHandler):
         self._traces: dict[str, _Trace] = {}
         self._calls: dict[str, dict[str, Any]] = {}
         self._unsaved: list[dict[str, Any]] = []
+        self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._writer: threading.Thread | None = None
+        atexit.register(self._drain_at_exit)
         self.written = 0
         """How many traces this tracer has persisted."""
 
@@ -305,35 +311,69 @@ class CowestTracer(BaseCallbackHandler):
         self._persist(record)
 
     def _persist(self, record: dict[str, Any]) -> None:
+        """Write now on a plain thread; from an event-loop thread, hand the record to the writer
+        thread, so no callback ever blocks the loop (a LangGraph server refuses blocking I/O)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self._write_all([record])
+            return
         with self._lock:
-            pending, self._unsaved = [*self._unsaved, record], []
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(
+                    target=self._write_loop, name="cowest-trace-writer", daemon=True
+                )
+                self._writer.start()
+        self._queue.put(record)
+
+    def _write_loop(self) -> None:
+        while True:
+            record = self._queue.get()
+            try:
+                self._write_all([record])
+            finally:
+                self._queue.task_done()
+
+    def _write_all(self, records: list[dict[str, Any]], *, raise_errors: bool = False) -> None:
+        """Write earlier unsaved records, then these; keep whatever fails for the next try."""
+        with self._lock:
+            pending, self._unsaved = [*self._unsaved, *records], []
         for i, item in enumerate(pending):
             try:
                 self.store.write_run(item)
-                self.written += 1
-            except Exception as exc:  # noqa: BLE001 - keep it; retried at the next write or flush()
-                log.error("cowest trace %s not written yet: %s", item.get("run_id"), exc)
+            except Exception as exc:
                 with self._lock:
                     self._unsaved = pending[i:] + self._unsaved
+                if raise_errors:
+                    raise
+                log.error("cowest trace %s not written yet: %s", item.get("run_id"), exc)
                 return
+            with self._lock:
+                self.written += 1
 
     def flush(self) -> None:
-        """Retry writing traces whose earlier write failed; raise if the store still fails."""
-        with self._lock:
-            pending, self._unsaved = self._unsaved, []
-        for i, item in enumerate(pending):
-            try:
-                self.store.write_run(item)
-                self.written += 1
-            except Exception:
-                with self._lock:
-                    self._unsaved = pending[i:] + self._unsaved
-                raise
+        """Wait for queued traces to be written and retry any whose write failed; raise if the
+        store still fails. Call it before reading traces of async runs.
+
+        Example:
+            >>> await graph.ainvoke(..., config={"callbacks": [tracer]})  # doctest: +SKIP
+            >>> tracer.flush(); tracer.store.count()  # doctest: +SKIP
+        """
+        self._queue.join()
+        self._write_all([], raise_errors=True)
+
+    async def aflush(self) -> None:
+        """`flush()` without blocking the event loop."""
+        await asyncio.to_thread(self.flush)
+
+    def _drain_at_exit(self) -> None:
+        if self._writer is not None and self._writer.is_alive():
+            self._queue.join()
 
     @property
     def pending(self) -> int:
-        """Traces not yet written (the store failed); `flush()` retries them."""
-        return len(self._unsaved)
+        """Traces not yet written (queued, or the store failed); `flush()` writes them."""
+        return len(self._unsaved) + self._queue.unfinished_tasks
 
 
 _PARAM_KEYS = (

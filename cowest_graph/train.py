@@ -350,7 +350,8 @@ def _finish(
     weak: WeakModel,
     parent: Path | None,
     data_hash: str,
-    counts: dict[str, int],
+    train: datasets.Dataset,
+    evals: datasets.Dataset | None,
     config: _TrainConfig,
     metrics: dict[str, Any],
 ) -> TrainResult:
@@ -369,7 +370,7 @@ def _finish(
         if parent is None
         else {"path": str(parent), "version": (read_manifest(parent) or {}).get("version", parent.name)},
         "data_hash": data_hash,
-        "counts": counts,
+        "counts": {"train": train.num_rows, "eval": 0 if evals is None else evals.num_rows},
         "config": asdict(config),
         "metrics": metrics,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -446,7 +447,6 @@ def train_sft(
     metrics = _run(trainer, work, resume)
     if evals is not None:
         metrics.update(eval_loss_before=before, eval_loss_after=trainer.evaluate()["eval_loss"])
-    counts = {"train": train.num_rows, "eval": 0 if evals is None else evals.num_rows}
     return _finish(
         trainer,
         root=root,
@@ -455,7 +455,8 @@ def train_sft(
         weak=weak,
         parent=None,
         data_hash=data_hash,
-        counts=counts,
+        train=train,
+        evals=evals,
         config=config,
         metrics=metrics,
     )
@@ -516,7 +517,6 @@ def train_dpo(
     metrics = _run(trainer, work, resume)
     if evals is not None:
         metrics.update(trainer.evaluate())
-    counts = {"train": train.num_rows, "eval": 0 if evals is None else evals.num_rows}
     return _finish(
         trainer,
         root=root,
@@ -525,7 +525,8 @@ def train_dpo(
         weak=weak,
         parent=parent,
         data_hash=data_hash,
-        counts=counts,
+        train=train,
+        evals=evals,
         config=config,
         metrics=metrics,
     )

@@ -45,6 +45,7 @@ async def test_64_concurrent_runs_give_64_unmixed_traces(store_url: str, tiny_we
     graph = create_cowest_graph(tiny_weak, echo(), scorer=half, num_drafts=2).compile()
     questions = [f"q{i:02d}: name a colour" for i in range(64)]
     await asyncio.gather(*(graph.ainvoke({"question": q}, config={"callbacks": [tracer]}) for q in questions))
+    await tracer.aflush()
     store = tracer.store
     assert tracer.written == 64 and store.count() == 64 and store.count(status="success") == 64
     seen = set()

@@ -1,0 +1,371 @@
+"""Quality on real held-out data: the CoWest paper's table, replicated small.
+
+    python -m benchmarks.quality --quick            # smoke run, small samples
+    python -m benchmarks.quality --seeds 2          # the full run (hours on 2 CPU cores)
+
+Data: ../shared/datasets (split rules binding: train/tune only on the train side).
+  * ETHICS commonsense short: SFT/DPO data from cm_test_hard_short.csv; report on cm_test_short.csv.
+  * PubMedQA PQA-L: train/tune on the 500 ids NOT in test_ground_truth.json; report on the 500 test ids.
+  * CRASS-44: evaluation only (no training: weak alone, strong alone, CoWest with the base weak model).
+
+Conditions (same answer format, same k-shot examples from the train side): (1) weak alone after
+SFT, (2) strong alone, (3) CoWest: SFT weak drafts -> strong refines, (4) CoWest aligned after one
+round of collaborative-feedback DPO, (5) a second round. The graph never sees the reference at
+evaluation; one draft at inference. Offline, the strong model is the general SmolLM2-135M-Instruct
+stand-in: these numbers measure the mechanism with small models.
+
+Writes benchmarks/results/quality.json, quality.md and quality.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import random
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import RESULTS, save
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
+
+
+@dataclass
+class Task:
+    name: str
+    labels: tuple[str, ...]
+    train: list[Any]  # Examples (train side)
+    report: list[Any]  # Examples (report side)
+    answer_format: str
+    trainable: bool = True
+
+
+def _examples(rows: list[tuple[str, str, str]]) -> list[Any]:
+    from cowest_graph.data import Example
+
+    return [Example(i, q, r) for i, q, r in rows]
+
+
+def load_ethics() -> Task:
+    def read(name: str) -> list[tuple[str, str, str]]:
+        with (SHARED / "ethics_commonsense" / name).open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        return [
+            (
+                f"{name}:{i}",
+                f"Scenario: {r['input']}",
+                "unacceptable" if r["label"].strip() == "1" else "acceptable",
+            )
+            for i, r in enumerate(rows)
+        ]
+
+    return Task(
+        "ethics",
+        ("acceptable", "unacceptable"),
+        _examples(read("cm_test_hard_short.csv")),
+        _examples(read("cm_test_short.csv")),
+        "Is what the narrator did morally acceptable or unacceptable? End with 'Answer: acceptable' or "
+        "'Answer: unacceptable'.",
+    )
+
+
+def load_pubmedqa(context_chars: int) -> Task:
+    data = json.loads((SHARED / "pubmedqa" / "ori_pqal.json").read_text())
+    test_ids = set(json.loads((SHARED / "pubmedqa" / "test_ground_truth.json").read_text()))
+
+    def row(pid: str) -> tuple[str, str, str]:
+        item = data[pid]
+        context = " ".join(item["CONTEXTS"])[:context_chars]
+        return (pid, f"Context: {context}\nQuestion: {item['QUESTION']}", item["final_decision"])
+
+    train = [row(p) for p in sorted(data) if p not in test_ids]
+    report = [row(p) for p in sorted(data) if p in test_ids]
+    return Task(
+        "pubmedqa",
+        ("yes", "no", "maybe"),
+        _examples(train),
+        _examples(report),
+        "End with 'Answer: yes', 'Answer: no' or 'Answer: maybe'.",
+    )
+
+
+def load_crass() -> Task:
+    task = json.loads((SHARED / "crass_ai" / "task.json").read_text())
+    rows = []
+    for i, ex in enumerate(task["examples"]):
+        options = list(ex["target_scores"])
+        letters = "ABCD"[: len(options)]
+        listed = "\n".join(f"{letter}. {opt}" for letter, opt in zip(letters, options, strict=True))
+        gold = letters[[ex["target_scores"][o] for o in options].index(1)]
+        rows.append((f"crass:{i}", f"{ex['input']}\nOptions:\n{listed}", gold))
+    return Task(
+        "crass",
+        ("A", "B", "C", "D"),
+        [],
+        _examples(rows),
+        "End with 'Answer: A', 'B', 'C' or 'D'.",
+        trainable=False,
+    )
+
+
+def k_shot(task: Task, k: int, seed: int) -> str:
+    """k worked examples from the TRAIN side only (CRASS, eval-only, gets none)."""
+    if not task.train or k == 0:
+        return task.answer_format
+    shots = random.Random(seed).sample(task.train, k)
+    lines = [f"{s.question}\nAnswer: {s.reference}" for s in shots]
+    return task.answer_format + "\nExamples:\n" + "\n\n".join(lines)
+
+
+def run_task(task: Task, args: argparse.Namespace, seed: int, work: Path) -> list[dict[str, Any]]:
+    from cowest_graph import create_cowest_graph
+    from cowest_graph.collect import acollect
+    from cowest_graph.critique import label_match
+    from cowest_graph.evaluate import evaluate_graph, evaluate_model_alone, label_judge
+    from cowest_graph.feedback import build_preference_pairs
+    from cowest_graph.models import load_weak_model
+    from cowest_graph.prompts import CowestPrompts
+    from cowest_graph.store import RunFilter
+    from cowest_graph.tracing import CowestTracer
+    from cowest_graph.train import DPOTrainConfig, LoraSettings, SFTTrainConfig, train_dpo, train_sft
+
+    rng = random.Random(seed)
+    report = rng.sample(task.report, min(args.n_report, len(task.report))) if args.n_report else task.report
+    prompts = CowestPrompts().with_format(k_shot(task, args.shots, seed))
+    judge = label_judge(task.labels)
+    strong = load_weak_model(max_new_tokens=args.strong_tokens, temperature=0.0)
+    results: list[dict[str, Any]] = []
+
+    async def evaluate(name: str, weak: Any, *, weak_alone: str | None = None) -> None:
+        graph = create_cowest_graph(weak, strong, scorer=label_match(task.labels), prompts=prompts).compile()
+        rows = []
+        if weak_alone:
+            rows.append(
+                await evaluate_model_alone(
+                    weak_alone, weak, report, judge=judge, labels=task.labels, messages=prompts.weak_messages
+                )
+            )
+        rows.append(await evaluate_graph(name, graph, report, judge=judge, labels=task.labels))
+        for r in rows:
+            results.append({"task": task.name, "seed": seed, **r.summary()})
+            print(
+                f"  {task.name} seed {seed} {r.name}: acc {r.accuracy:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] "
+                f"unparseable {r.unparseable_rate:.1%}",
+                flush=True,
+            )
+
+    async def strong_alone() -> None:
+        r = await evaluate_model_alone(
+            "strong alone",
+            strong,
+            report,
+            judge=judge,
+            labels=task.labels,
+            prompts=prompts,
+            counts_as_strong=True,
+        )
+        results.append({"task": task.name, "seed": seed, **r.summary()})
+        print(f"  {task.name} seed {seed} strong alone: acc {r.accuracy:.3f}", flush=True)
+
+    asyncio.run(strong_alone())
+    if not task.trainable:
+        weak = load_weak_model(max_new_tokens=args.weak_tokens, temperature=0.0)
+        asyncio.run(evaluate("CoWest", weak, weak_alone="weak alone"))
+        return results
+
+    adapters = work / f"{task.name}-s{seed}" / "adapters"
+    sft_pool = rng.sample(task.train, min(args.n_sft, len(task.train)))
+    sft_rows = [{"question": e.question, "answer": f"Answer: {e.reference}"} for e in sft_pool]
+    sft = train_sft(
+        sft_rows,
+        output_dir=adapters,
+        prompts=prompts,
+        config=SFTTrainConfig(
+            num_train_epochs=args.sft_epochs,
+            learning_rate=1e-3,
+            per_device_train_batch_size=8,
+            seed=seed,
+            disable_tqdm=True,
+            lora=LoraSettings(r=16, alpha=32),
+        ),
+    )
+    weak_sft = load_weak_model(adapter=sft.adapter_dir, max_new_tokens=args.weak_tokens, temperature=0.0)
+    asyncio.run(evaluate("CoWest (SFT weak)", weak_sft, weak_alone="weak alone (SFT)"))
+
+    parent, store_url = sft.adapter_dir, f"sqlite:///{work / f'{task.name}-s{seed}' / 'traces.db'}"
+    collect_q = rng.sample(task.train, min(args.n_collect, len(task.train)))
+    for round_ in range(1, args.rounds + 1):
+        drafter = load_weak_model(adapter=parent, max_new_tokens=args.weak_tokens, temperature=1.0)
+        graph = create_cowest_graph(
+            drafter,
+            strong,
+            scorer=label_match(task.labels),
+            prompts=prompts,
+            num_drafts=args.k,
+            measure_influence=True,
+        ).compile()
+        tracer = CowestTracer(store_url)
+        asyncio.run(acollect(graph, collect_q, tracer, concurrency=4, resume=False, progress=False))
+        try:
+            pairs = build_preference_pairs(
+                tracer.store,
+                min_margin=0.5,
+                eval_fraction=0.0,
+                flt=RunFilter(adapter_version=drafter.adapter_version),
+            )
+        except ValueError as exc:
+            print(f"  {task.name} round {round_}: {exc}", flush=True)
+            break
+        dpo = train_dpo(
+            pairs,
+            output_dir=adapters,
+            adapter=parent,
+            config=DPOTrainConfig(
+                num_train_epochs=1,
+                learning_rate=2e-4,
+                per_device_train_batch_size=4,
+                seed=seed,
+                disable_tqdm=True,
+            ),
+        )
+        parent = dpo.adapter_dir
+        aligned = load_weak_model(adapter=parent, max_new_tokens=args.weak_tokens, temperature=0.0)
+        label = "CoWest aligned (DPO round 1)" if round_ == 1 else f"CoWest aligned (DPO round {round_})"
+        asyncio.run(evaluate(label, aligned))
+        results[-1]["pairs"] = pairs.report.pairs
+    return results
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    keys = sorted(
+        {(r["task"], r["name"]) for r in rows}, key=lambda k: (k[0], [r["name"] for r in rows].index(k[1]))
+    )
+    for task, name in keys:
+        mine = [r for r in rows if r["task"] == task and r["name"] == name]
+        accs = [r["accuracy"] for r in mine]
+        out.append(
+            {
+                "task": task,
+                "condition": name,
+                "seeds": len(mine),
+                "accuracy": statistics.mean(accs),
+                "seed_min": min(accs),
+                "seed_max": max(accs),
+                "ci_low": statistics.mean(r["ci_low"] for r in mine),
+                "ci_high": statistics.mean(r["ci_high"] for r in mine),
+                "macro_f1": statistics.mean(r["macro_f1"] or 0 for r in mine),
+                "unparseable": statistics.mean(r["unparseable_rate"] for r in mine),
+                "strong_calls_per_q": statistics.mean(r["strong_calls_per_q"] for r in mine),
+                "strong_tokens_per_q": statistics.mean(r["strong_tokens_per_q"] for r in mine),
+                "wall_s": statistics.mean(r["wall_s"] for r in mine),
+                "n": mine[0]["n"],
+            }
+        )
+    return out
+
+
+def markdown(summary: list[dict[str, Any]]) -> str:
+    head = (
+        "| task | condition | n | accuracy (seed range) | 95% CI | macro-F1 | unparseable | strong calls/q "
+        "| strong tokens/q |\n|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = [
+        f"| {s['task']} | {s['condition']} | {s['n']} "
+        f"| {s['accuracy']:.3f} ({s['seed_min']:.3f}-{s['seed_max']:.3f}) "
+        f"| [{s['ci_low']:.3f}, {s['ci_high']:.3f}] | {s['macro_f1']:.3f} | {s['unparseable']:.1%} "
+        f"| {s['strong_calls_per_q']:.2f} | {s['strong_tokens_per_q']:.0f} |"
+        for s in summary
+    ]
+    return head + "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="small samples, one seed, one DPO round")
+    parser.add_argument("--tasks", default="ethics,pubmedqa,crass")
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--n-report", type=int, default=0, help="report rows per task (0: all)")
+    parser.add_argument("--n-sft", type=int, default=800)
+    parser.add_argument("--n-collect", type=int, default=200)
+    parser.add_argument("--sft-epochs", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--k", type=int, default=4)
+    parser.add_argument("--shots", type=int, default=2)
+    parser.add_argument("--weak-tokens", type=int, default=48)
+    parser.add_argument("--strong-tokens", type=int, default=24)
+    parser.add_argument("--context-chars", type=int, default=600)
+    args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.n_report, args.n_sft, args.n_collect = 1, 40, 48, 12
+        args.rounds, args.sft_epochs, args.context_chars, args.weak_tokens = 1, 1.0, 300, 32
+    loaders = {
+        "ethics": load_ethics,
+        "pubmedqa": lambda: load_pubmedqa(args.context_chars),
+        "crass": load_crass,
+    }
+    work = Path(tempfile.mkdtemp(prefix="cowest-quality-"))
+    rows: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    for name in args.tasks.split(","):
+        task = loaders[name]()
+        for seed in range(args.seeds if task.trainable else 1):
+            print(f"{name}: seed {seed}", flush=True)
+            rows.extend(run_task(task, args, seed, work))
+    summary = summarise(rows)
+    table = markdown(summary)
+    print(table)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = "quality_quick" if args.quick else "quality"
+    (RESULTS / f"{name}.md").write_text(table)
+    path = save(
+        name,
+        {
+            "summary": summary,
+            "runs": rows,
+            "settings": vars(args),
+            "wall_s": time.perf_counter() - start,
+            "strong_model": "general SmolLM2-135M-Instruct (offline stand-in)",
+        },
+    )
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        tasks = sorted({s["task"] for s in summary})
+        fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.6), squeeze=False)
+        for ax, task in zip(axes[0], tasks, strict=True):
+            mine = [s for s in summary if s["task"] == task]
+            ax.bar(
+                range(len(mine)),
+                [s["accuracy"] for s in mine],
+                yerr=[
+                    [s["accuracy"] - s["ci_low"] for s in mine],
+                    [s["ci_high"] - s["accuracy"] for s in mine],
+                ],
+                capsize=3,
+            )
+            ax.set_xticks(
+                range(len(mine)), [s["condition"] for s in mine], rotation=30, ha="right", fontsize=7
+            )
+            ax.set_ylim(0, 1)
+            ax.set_title(task)
+        fig.tight_layout()
+        fig.savefig(RESULTS / f"{name}.png", dpi=110)
+    except ImportError:
+        pass
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""`langgraph dev` serves the cowest graph; the official SDK drives it; the tracer records it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from cowest_graph.store import open_trace_store
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    langgraph = shutil.which("langgraph", path=str(Path(sys.executable).parent))
+    if langgraph is None:
+        pytest.fail("langgraph-cli[inmem] is a dev dependency and must be installed")
+    port = free_port()
+    store = f"sqlite:///{tmp_path_factory.mktemp('studio')}/served.db"
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "COWEST_STORE": store,
+        "COWEST_MAX_NEW_TOKENS": "8",
+        "COWEST_NUM_DRAFTS": "2",
+        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+        "LANGSMITH_TRACING": "false",
+        "LANGCHAIN_TRACING_V2": "false",
+    }
+    log = tmp_path_factory.mktemp("log") / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                langgraph,
+                "dev",
+                "--no-browser",
+                "--no-reload",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--config",
+                str(ROOT / "langgraph.json"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"langgraph dev exited:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/ok", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            proc.kill()
+            pytest.fail(f"langgraph dev did not get ready:\n{log.read_text()[-3000:]}")
+        yield url, store, log
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def test_served_graph_waits_streams_and_is_traced(server) -> None:
+    from langgraph_sdk import get_client
+
+    url, store, log = server
+    client = get_client(url=url)
+    thread = await client.threads.create()
+    result = await client.runs.wait(
+        thread["thread_id"], "cowest", input={"question": "What is the capital of France?"}
+    )
+    assert isinstance(result, dict) and result.get("answer"), (
+        f"no answer: {result}\n{log.read_text()[-3000:]}"
+    )
+    assert len(result["candidates"]) == 2 and result["messages"][-1]["type"] == "ai"
+
+    updates: set[str] = set()
+    custom: list[dict] = []
+    thread2 = await client.threads.create()
+    async for chunk in client.runs.stream(
+        thread2["thread_id"],
+        "cowest",
+        input={"question": "Name a planet."},
+        stream_mode=["updates", "custom"],
+        stream_subgraphs=True,
+    ):
+        if chunk.event.startswith("updates") and isinstance(chunk.data, dict):
+            updates.update(chunk.data)
+        elif chunk.event.startswith("custom"):
+            custom.append(chunk.data)
+    assert {"weak_draft", "strong_refine", "critique"} <= updates, updates
+    assert any(e.get("event") == "refining" for e in custom) and any(
+        e.get("event") == "scored" for e in custom
+    )
+
+    deadline = time.time() + 20  # the server's tracer writes from its writer thread, off the loop
+    while time.time() < deadline and open_trace_store(store).count() < 2:
+        time.sleep(0.2)
+    records = {r["question"]: r for r in open_trace_store(store).iter_runs()}
+    assert {"What is the capital of France?", "Name a planet."} <= set(records)
+    assert all(r["status"] == "success" and len(r["drafts"]) == 2 for r in records.values())
+    assert "BlockingError" not in log.read_text(), "nothing blocked the server's event loop"
