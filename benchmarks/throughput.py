@@ -51,7 +51,7 @@ def main() -> None:
     from cowest_graph.tracing import CowestTracer
 
     n_tok = args.tokens
-    weak = load_weak_model(max_new_tokens=n_tok, min_new_tokens=n_tok, temperature=0.8, batch_wait_ms=5.0)
+    weak = load_weak_model(max_new_tokens=n_tok, min_new_tokens=n_tok, temperature=0.8)
     prompts = CowestPrompts()
     questions = [f"Question {i}: what should a new employee know about rule {i}?" for i in range(16)]
     rendered = [weak.render(prompts.weak_messages(q))[0] for q in questions]

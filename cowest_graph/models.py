@@ -202,7 +202,7 @@ class WeakModel(BaseChatModel):
     """Force at least this many new tokens (fixed-length generation for benchmarks)."""
     max_batch_size: int = 16
     """Most rows (prompts x samples) that concurrent requests share in one `generate`."""
-    batch_wait_ms: float = 5.0
+    batch_wait_ms: float = 50.0
     """How long the first queued request waits for others to join its batch."""
 
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
