@@ -75,10 +75,18 @@ def main() -> None:
 
     rows = []
     # 1-2: k drafts vs 1 draft, weak node vs raw generate.
-    raw_1 = timed(lambda: raw(rendered[:1], 1), args.repeats)
-    raw_k = timed(lambda: raw(rendered[:1], args.k), args.repeats)
-    node_1 = timed(lambda: weak.generate([prompts.weak_messages(questions[0])], n=1), args.repeats)
-    node_k = timed(lambda: weak.generate([prompts.weak_messages(questions[0])], n=args.k), args.repeats)
+    # Interleaved: each repeat times all four once, so machine drift hits them alike.
+    samples: dict[str, list[float]] = {"raw_1": [], "raw_k": [], "node_1": [], "node_k": []}
+    for _ in range(args.repeats):
+        samples["raw_1"].append(timed(lambda: raw(rendered[:1], 1), 1))
+        samples["node_1"].append(timed(lambda: weak.generate([prompts.weak_messages(questions[0])], n=1), 1))
+        samples["raw_k"].append(timed(lambda: raw(rendered[:1], args.k), 1))
+        samples["node_k"].append(
+            timed(lambda: weak.generate([prompts.weak_messages(questions[0])], n=args.k), 1)
+        )
+    raw_1, raw_k, node_1, node_k = (
+        statistics.median(samples[k]) for k in ("raw_1", "raw_k", "node_1", "node_k")
+    )
     rows.append({"measure": f"raw generate: {args.k} drafts / 1 draft (time)", "ratio": raw_k / raw_1})
     rows.append({"measure": f"weak node: {args.k} drafts / 1 draft (time)", "ratio": node_k / node_1})
     rows.append(
