@@ -23,6 +23,7 @@ import queue
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -37,6 +38,16 @@ from cowest_graph.store import TraceStore, open_trace_store
 log = logging.getLogger(__name__)
 
 Redactor = Callable[[dict[str, Any]], dict[str, Any]]
+
+_LIVE_TRACERS: weakref.WeakSet[CowestTracer] = weakref.WeakSet()
+
+
+@atexit.register
+def _drain_all_tracers() -> None:
+    """On a normal exit, write the traces still queued by any tracer (none is ever dropped)."""
+    for tracer in list(_LIVE_TRACERS):
+        tracer._drain()
+
 
 _SECRET_KEY = re.compile(r"(api[_-]?key|authorization|secret|password|passwd|bearer|cookie)", re.I)
 _SECRET_VALUE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{12,}|Bearer\s+[A-Za-z0-9._\-]{12,})")
@@ -150,7 +161,7 @@ class CowestTracer(BaseCallbackHandler):
         self._unsaved: list[dict[str, Any]] = []
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
         self._writer: threading.Thread | None = None
-        atexit.register(self._drain_at_exit)
+        _LIVE_TRACERS.add(self)
         self.written = 0
         """How many traces this tracer has persisted."""
 
@@ -366,7 +377,7 @@ class CowestTracer(BaseCallbackHandler):
         """`flush()` without blocking the event loop."""
         await asyncio.to_thread(self.flush)
 
-    def _drain_at_exit(self) -> None:
+    def _drain(self) -> None:
         if self._writer is not None and self._writer.is_alive():
             self._queue.join()
 
