@@ -32,10 +32,7 @@ def ask(
     from cowest_graph import create_cowest_graph, load_weak_model, resolve_chat_model, token_f1
 
     weak = load_weak_model(adapter=adapter, max_new_tokens=max_new_tokens)
-    strong_model = resolve_chat_model(
-        strong,
-        **({"max_new_tokens": max_new_tokens, "temperature": 0.0} if strong in ("local", "smollm2") else {}),
-    )
+    strong_model = resolve_chat_model(strong, local_max_new_tokens=max_new_tokens)
     graph = create_cowest_graph(
         weak, strong_model, scorer=token_f1 if reference else None, num_drafts=drafts
     ).compile()
@@ -298,10 +295,7 @@ def _models(adapter: str | None, strong: str, max_new_tokens: int, temperature: 
         weak = load_weak_model(adapter=adapter, max_new_tokens=max_new_tokens, temperature=temperature)
     except (AdapterError, FileNotFoundError) as exc:
         _fail(str(exc))
-    local = strong in ("local", "smollm2")
-    strong_model = resolve_chat_model(
-        strong, **({"max_new_tokens": max_new_tokens, "temperature": 0.0} if local else {})
-    )
+    strong_model = resolve_chat_model(strong, local_max_new_tokens=max_new_tokens)
     return weak, strong_model
 
 

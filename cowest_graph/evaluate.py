@@ -124,10 +124,7 @@ def _result(
     low, high = bootstrap_ci(correct)
     f1 = None
     if labels:
-        preds = [extract_label(a, labels) for a in answers]
-        preds = [
-            None if p is None else next(lab for lab in labels if lab.lower() == p.lower()) for p in preds
-        ]
+        preds = [extract_label(a, labels) for a in answers]  # spelled as in `labels`
         gold = [
             next((lab for lab in labels if lab.lower() == (e.reference or "").lower()), "") for e in examples
         ]

@@ -20,12 +20,11 @@ from typing import Any
 
 import datasets
 
+from cowest_graph.models import chat_role
 from cowest_graph.store import RunFilter, TraceStore, open_trace_store
 
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
 """The columns TRL's DPOTrainer needs (conversational format)."""
-
-_ROLE = {"human": "user", "ai": "assistant", "system": "system", "user": "user", "assistant": "assistant"}
 
 
 @dataclass
@@ -101,7 +100,7 @@ def draft_influences(record: dict[str, Any], report: PairReport | None = None) -
             _Draft(
                 run_id=str(record.get("run_id")),
                 question=str(record.get("question") or ""),
-                prompt=[{"role": _ROLE.get(m["role"], m["role"]), "content": m["content"]} for m in messages],
+                prompt=[{"role": chat_role(m["role"]), "content": m["content"]} for m in messages],
                 prompt_text=draft["rendered_prompt"],
                 text=draft["text"],
                 score=float(score),

@@ -40,6 +40,29 @@ _SOURCE_FILE = "cowest_source.json"
 _ROLE_OF = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 
 
+def chat_role(message_type: str) -> str:
+    """The chat-template role of a LangChain message type (`human` -> `user`, `ai` -> `assistant`).
+
+    The one mapping used for inference prompts, SFT examples and DPO pairs alike, so training
+    renders prompts exactly as the weak node does. Roles already in template form pass through.
+
+    Example:
+        >>> chat_role("human"), chat_role("user")
+        ('user', 'user')
+    """
+    return _ROLE_OF.get(message_type, message_type)
+
+
+def to_chat(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
+    """LangChain messages as the `{"role", "content"}` list a chat template takes.
+
+    Example:
+        >>> to_chat([HumanMessage("hi")])
+        [{'role': 'user', 'content': 'hi'}]
+    """
+    return [{"role": chat_role(m.type), "content": m.text} for m in messages]
+
+
 def model_cache_dir() -> Path:
     """Directory where cowest_graph caches converted models.
 
@@ -252,18 +275,20 @@ class WeakModel(BaseChatModel):
             >>> prompt.endswith("<|im_start|>assistant\\n"), cut
             (True, 0)
         """
-        prompt, cut, _ = self._render(messages, max_new_tokens=max_new_tokens)
+        prompt, cut, _, _ = self._render(messages, max_new_tokens=max_new_tokens)
         return prompt, cut
 
     def _render(
         self, messages: Sequence[BaseMessage], *, max_new_tokens: int | None = None
-    ) -> tuple[str, int, list[dict[str, str]]]:
-        chat = [{"role": _ROLE_OF.get(m.type, m.type), "content": m.text} for m in messages]
+    ) -> tuple[str, int, list[dict[str, str]], int]:
+        """`(prompt, truncated_tokens, rendered chat, prompt tokens)`; the prompt is tokenized once."""
+        chat = to_chat(messages)
         prompt = self._apply_template(chat)
         budget = self._prompt_budget(max_new_tokens or self.max_new_tokens)
-        excess = len(self.tokenizer(prompt, add_special_tokens=False).input_ids) - budget
+        n_tokens = len(self.tokenizer(prompt, add_special_tokens=False).input_ids)
+        excess = n_tokens - budget
         if excess <= 0:
-            return prompt, 0, chat
+            return prompt, 0, chat, n_tokens
         last_user = max((i for i, turn in enumerate(chat) if turn["role"] == "user"), default=None)
         if last_user is None:
             raise ValueError("prompt exceeds the weak model's context and has no user message")
@@ -274,7 +299,8 @@ class WeakModel(BaseChatModel):
                 "the question text; shorten the system prompt"
             )
         chat[last_user]["content"] = self.tokenizer.decode(ids[: len(ids) - excess])
-        return self._apply_template(chat), excess, chat
+        prompt = self._apply_template(chat)
+        return prompt, excess, chat, len(self.tokenizer(prompt, add_special_tokens=False).input_ids)
 
     def _apply_template(self, chat: list[dict[str, str]]) -> str:
         return str(self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True))
@@ -373,8 +399,9 @@ class WeakModel(BaseChatModel):
         self, messages: list[BaseMessage], kwargs: dict[str, Any]
     ) -> tuple[str, int, list[dict[str, str]], int, dict[str, Any]]:
         params = self.sampling_params(**kwargs)
-        prompt, truncated, chat = self._render(messages, max_new_tokens=params["max_new_tokens"])
-        input_tokens = len(self.tokenizer(prompt, add_special_tokens=False).input_ids)
+        prompt, truncated, chat, input_tokens = self._render(
+            messages, max_new_tokens=params["max_new_tokens"]
+        )
         return prompt, truncated, chat, input_tokens, params
 
     def _generate(
@@ -553,11 +580,12 @@ def load_weak_model(
     return weak
 
 
-def resolve_chat_model(spec: str | None, **kwargs: Any) -> BaseChatModel:
+def resolve_chat_model(spec: str | None, *, local_max_new_tokens: int = 128, **kwargs: Any) -> BaseChatModel:
     """Turn a command-line model spec into a chat model.
 
     `None`, `"local"` or `"smollm2"`: the general embedded SmolLM2 (the offline strong stand-in);
-    a path: a local HF model directory; `http(s)://...`: an OpenAI-compatible endpoint via
+    a path: a local HF model directory (both local: greedy, at most `local_max_new_tokens` new
+    tokens, unless `kwargs` say otherwise); `http(s)://...`: an OpenAI-compatible endpoint via
     `ChatOpenAI(base_url=...)` (model name from `$COWEST_STRONG_MODEL`, key from
     `$OPENAI_API_KEY`); anything else goes to LangChain's `init_chat_model`
     (e.g. `"openai:gpt-4o-mini"`).
@@ -565,8 +593,9 @@ def resolve_chat_model(spec: str | None, **kwargs: Any) -> BaseChatModel:
     Example:
         >>> strong = resolve_chat_model("openai:gpt-4o-mini")  # doctest: +SKIP
     """
+    local = {"max_new_tokens": local_max_new_tokens, "temperature": 0.0, **kwargs}
     if spec in (None, "", "local", "smollm2"):
-        return load_weak_model(**kwargs)
+        return load_weak_model(**local)
     if spec.startswith(("http://", "https://")):
         from langchain_openai import ChatOpenAI
 
@@ -577,7 +606,7 @@ def resolve_chat_model(spec: str | None, **kwargs: Any) -> BaseChatModel:
             **kwargs,
         )
     if Path(spec).expanduser().is_dir():
-        return load_weak_model(spec, **kwargs)
+        return load_weak_model(spec, **local)
     from langchain.chat_models import init_chat_model
 
     return init_chat_model(spec, **kwargs)

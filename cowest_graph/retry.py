@@ -82,7 +82,7 @@ def with_call_policy(
     retry_on: Any = retry.retry_on
     if isinstance(retry_on, type):
         retry_on = (retry_on,)
-    elif not isinstance(retry_on, tuple) and getattr(retry_on, "__name__", "") == "default_retry_on":
+    elif retry_on is RetryPolicy._field_defaults["retry_on"]:
         # LangGraph's default predicate does not retry TimeoutError (an OSError); ours does.
         retry_on = transient_errors()
     return runnable.with_retry(

@@ -40,8 +40,7 @@ def _load_models() -> tuple[Any, Any]:
         temperature=0.8,
     )
     spec = os.environ.get("COWEST_STRONG", "local")
-    local = spec in ("local", "smollm2")
-    strong = resolve_chat_model(spec, **({"max_new_tokens": tokens, "temperature": 0.0} if local else {}))
+    strong = resolve_chat_model(spec, local_max_new_tokens=tokens)
     return weak, strong
 
 

@@ -32,7 +32,7 @@ from cowest_graph.adapters import (
     write_manifest,
 )
 from cowest_graph.feedback import PAIR_COLUMNS, dataset_hash
-from cowest_graph.models import WeakModel, base_model_fingerprint, load_weak_model
+from cowest_graph.models import WeakModel, base_model_fingerprint, load_weak_model, to_chat
 from cowest_graph.prompts import CowestPrompts
 
 
@@ -233,10 +233,7 @@ def sft_examples(
         if {"question", "answer"} <= cols:
 
             def row(ex: dict[str, Any]) -> dict[str, Any]:
-                msgs = prompts.weak_messages(ex["question"])
-                prompt = [
-                    {"role": "system" if m.type == "system" else "user", "content": m.text} for m in msgs
-                ]
+                prompt = to_chat(prompts.weak_messages(ex["question"]))
                 return {"prompt": prompt, "completion": [{"role": "assistant", "content": ex["answer"]}]}
 
             return split.map(row, remove_columns=list(cols))

@@ -100,3 +100,14 @@ async def test_async_generation_does_not_block_the_event_loop(weak: WeakModel) -
 def test_missing_model_dir_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="not a local Hugging Face model directory"):
         load_weak_model(tmp_path)
+
+
+def test_local_strong_specs_are_greedy_with_the_given_budget() -> None:
+    from cowest_graph.models import resolve_chat_model
+
+    by_name = resolve_chat_model("local", local_max_new_tokens=7)
+    by_dir = resolve_chat_model(str(ensure_default_model()), local_max_new_tokens=9)
+    overridden = resolve_chat_model("smollm2", local_max_new_tokens=9, temperature=0.5)
+    assert isinstance(by_name, WeakModel) and (by_name.temperature, by_name.max_new_tokens) == (0.0, 7)
+    assert isinstance(by_dir, WeakModel) and (by_dir.temperature, by_dir.max_new_tokens) == (0.0, 9)
+    assert isinstance(overridden, WeakModel) and overridden.temperature == 0.5
