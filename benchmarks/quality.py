@@ -44,6 +44,24 @@ class Task:
     report: list[Any]  # Examples (report side)
     answer_format: str
     trainable: bool = True
+    dev: list[Any] | None = None  # a fixed train-side slice for smoke runs and prompt checks
+
+
+DEV_SEED = 2025
+
+
+def split_dev(task: Task, n_dev: int) -> Task:
+    """Hold out a fixed train-side `dev` slice (never used for shots, SFT or collection).
+
+    Smoke runs (`--quick`) report on it, so prompts and parsing are checked without looking at a
+    report split (the split rules forbid tuning on one).
+    """
+    if not task.trainable or n_dev <= 0:
+        return task
+    pool = list(task.train)
+    random.Random(DEV_SEED).shuffle(pool)
+    task.dev, task.train = pool[:n_dev], pool[n_dev:]
+    return task
 
 
 def _examples(rows: list[tuple[str, str, str]]) -> list[Any]:
@@ -136,7 +154,10 @@ def run_task(task: Task, args: argparse.Namespace, seed: int, work: Path) -> lis
     from cowest_graph.train import DPOTrainConfig, LoraSettings, SFTTrainConfig, train_dpo, train_sft
 
     rng = random.Random(seed)
-    report = rng.sample(task.report, min(args.n_report, len(task.report))) if args.n_report else task.report
+    source = task.dev if args.on == "dev" else task.report
+    if source is None:
+        raise SystemExit(f"{task.name} has no dev slice (it is evaluation-only); use --on report")
+    report = rng.sample(source, min(args.n_report, len(source))) if args.n_report else source
     prompts = CowestPrompts().with_format(k_shot(task, args.shots, seed))
     judge = label_judge(task.labels)
     strong = load_weak_model(max_new_tokens=args.strong_tokens, temperature=0.0)
@@ -151,7 +172,9 @@ def run_task(task: Task, args: argparse.Namespace, seed: int, work: Path) -> lis
                     weak_alone, weak, report, judge=judge, labels=task.labels, messages=prompts.weak_messages
                 )
             )
-        rows.append(await evaluate_graph(name, graph, report, judge=judge, labels=task.labels))
+        rows.append(
+            await evaluate_graph(name, graph, report, judge=judge, labels=task.labels, concurrency=16)
+        )
         for r in rows:
             results.append({"task": task.name, "seed": seed, **r.summary()})
             print(
@@ -290,8 +313,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="small samples, one seed, one DPO round")
+    parser.add_argument(
+        "--quick", action="store_true", help="small samples on the dev slice, one seed, one DPO round"
+    )
     parser.add_argument("--tasks", default="ethics,pubmedqa,crass")
+    parser.add_argument(
+        "--on", choices=("report", "dev"), default="report", help="evaluate on the report split or dev"
+    )
+    parser.add_argument("--n-dev", type=int, default=100, help="train-side rows held out as dev")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--n-report", type=int, default=0, help="report rows per task (0: all)")
     parser.add_argument("--n-sft", type=int, default=800)
@@ -307,6 +336,9 @@ def main() -> None:
     if args.quick:
         args.seeds, args.n_report, args.n_sft, args.n_collect = 1, 40, 48, 12
         args.rounds, args.sft_epochs, args.context_chars, args.weak_tokens = 1, 1.0, 300, 32
+        args.on = "dev"
+        if args.tasks == parser.get_default("tasks"):
+            args.tasks = "ethics,pubmedqa"  # CRASS is evaluation-only: it has no dev slice
     loaders = {
         "ethics": load_ethics,
         "pubmedqa": lambda: load_pubmedqa(args.context_chars),
@@ -316,7 +348,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
     for name in args.tasks.split(","):
-        task = loaders[name]()
+        task = split_dev(loaders[name](), args.n_dev)
         for seed in range(args.seeds if task.trainable else 1):
             print(f"{name}: seed {seed}", flush=True)
             rows.extend(run_task(task, args, seed, work))

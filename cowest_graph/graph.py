@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -76,17 +78,55 @@ def _check_accept(value: float | None) -> float | None:
     return value
 
 
+_SYNC_CALLS: ContextVar[bool] = ContextVar("cowest_sync_calls", default=False)
+"""True inside a node run from the sync `invoke` path (see `_run_sync`)."""
+
+_SYNC_WORKERS = 32
+
+
+async def _call_model(model: Runnable[Any, Any], messages: Any, config: RunnableConfig) -> Any:
+    """Call a model from a node: natively async under `ainvoke`; under the sync `invoke` path,
+    through the model's own sync `invoke` in a worker thread.
+
+    The sync path runs each node in a throwaway event loop, and async clients that outlive a loop
+    (ChatOpenAI caches one httpx `AsyncClient` per base URL, process-wide) fail on the next one
+    with "Event loop is closed". Sync clients have no loop to lose.
+    """
+    if _SYNC_CALLS.get():
+        return await asyncio.to_thread(model.invoke, messages, config)
+    return await model.ainvoke(messages, config)
+
+
+async def _call_batch(model: Runnable[Any, Any], inputs: list[Any], config: RunnableConfig) -> list[Any]:
+    """`model.abatch`, or under the sync `invoke` path `model.batch` in a worker thread."""
+    if _SYNC_CALLS.get():
+        return await asyncio.to_thread(model.batch, inputs, config)
+    return await model.abatch(inputs, config)
+
+
 def _run_sync(afunc: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-    """Run an async node from the sync `invoke` path, even where a loop already runs."""
+    """Run an async node from the sync `invoke` path, even where a loop already runs.
+
+    Model calls inside it go through the models' sync APIs (`_call_model`), on a pool large
+    enough for the node's concurrent calls.
+    """
+
+    async def sync_mode() -> Any:
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=_SYNC_WORKERS, thread_name_prefix="cowest-sync")
+        )
+        _SYNC_CALLS.set(True)
+        return await afunc(*args)
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(afunc(*args))
+        return asyncio.run(sync_mode())
     box: dict[str, Any] = {}
 
     def target() -> None:
         try:
-            box["value"] = asyncio.run(afunc(*args))
+            box["value"] = asyncio.run(sync_mode())
         except BaseException as exc:  # noqa: BLE001 - re-raised below in the caller's thread
             box["error"] = exc
 
@@ -169,7 +209,7 @@ class _CowestNodes:
         assert self.critic is not None
         messages = self.prompts.judge_messages(question, answer, reference)
         try:
-            reply = await self.critic.ainvoke(messages, _with_meta(config, cowest_item=key))
+            reply = await _call_model(self.critic, messages, _with_meta(config, cowest_item=key))
             value, rationale = parse_judge_output(reply.text)
         except JudgeParseError as exc:
             return None, None, str(exc)
@@ -211,7 +251,7 @@ class _CowestNodes:
             )
             texts = [g.text for g in result.generations[0]]
         else:
-            replies = await self.weak.abatch([messages] * k, config)
+            replies = await _call_batch(self.weak, [messages] * k, config)
             texts = [r.text for r in replies]
         drafts = [Draft(id=f"r{round_}d{i}", round=round_, text=t) for i, t in enumerate(texts)]
         self.emit(
@@ -230,7 +270,8 @@ class _CowestNodes:
                 self.emit({"node": "strong_refine", "event": "refining", "draft": draft["id"]})
                 candidate = Candidate(id=draft["id"], round=round_, draft=draft["text"])
                 try:
-                    reply = await self.strong.ainvoke(
+                    reply = await _call_model(
+                        self.strong,
                         self.prompts.strong_messages(question, draft["text"]),
                         _with_meta(config, cowest_item=draft["id"]),
                     )
@@ -255,7 +296,8 @@ class _CowestNodes:
     async def strong_alone(self, state: CowestState, config: RunnableConfig) -> dict[str, Any]:
         alone = AloneResult(answer=None, error=None)
         try:
-            reply = await self.strong.ainvoke(
+            reply = await _call_model(
+                self.strong,
                 self.prompts.alone_messages(state["question"]),
                 _with_meta(config, cowest_item="alone"),
             )

