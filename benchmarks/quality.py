@@ -12,7 +12,9 @@ Conditions (same answer format, same k-shot examples from the train side): (1) w
 SFT, (2) strong alone, (3) CoWest: SFT weak drafts -> strong refines, (4) CoWest aligned after one
 round of collaborative-feedback DPO, (5) a second round. The graph never sees the reference at
 evaluation; one draft at inference. Offline, the strong model is the general SmolLM2-135M-Instruct
-stand-in: these numbers measure the mechanism with small models.
+stand-in, answering by constrained decoding (`benchmarks/label_choice.py`: the label with the
+highest first-token logit after `Answer:`), because in free text it names no label in most
+replies: these numbers measure the mechanism with small models.
 
 Writes benchmarks/results/quality.json, quality.md and quality.png.
 """
@@ -142,6 +144,7 @@ def k_shot(task: Task, k: int, seed: int) -> str:
 
 
 def run_task(task: Task, args: argparse.Namespace, seed: int, work: Path) -> list[dict[str, Any]]:
+    from benchmarks.label_choice import LabelChoiceModel
     from cowest_graph import create_cowest_graph
     from cowest_graph.collect import acollect
     from cowest_graph.critique import label_match
@@ -160,7 +163,7 @@ def run_task(task: Task, args: argparse.Namespace, seed: int, work: Path) -> lis
     report = rng.sample(source, min(args.n_report, len(source))) if args.n_report else source
     prompts = CowestPrompts().with_format(k_shot(task, args.shots, seed))
     judge = label_judge(task.labels)
-    strong = load_weak_model(max_new_tokens=args.strong_tokens, temperature=0.0)
+    strong = LabelChoiceModel(base=load_weak_model(temperature=0.0), labels=task.labels)
     results: list[dict[str, Any]] = []
 
     async def evaluate(name: str, weak: Any, *, weak_alone: str | None = None) -> None:
@@ -330,7 +333,6 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--shots", type=int, default=2)
     parser.add_argument("--weak-tokens", type=int, default=48)
-    parser.add_argument("--strong-tokens", type=int, default=24)
     parser.add_argument("--context-chars", type=int, default=600)
     args = parser.parse_args()
     if args.quick:
@@ -365,7 +367,7 @@ def main() -> None:
             "runs": rows,
             "settings": vars(args),
             "wall_s": time.perf_counter() - start,
-            "strong_model": "general SmolLM2-135M-Instruct (offline stand-in)",
+            "strong_model": "general SmolLM2-135M-Instruct (offline stand-in), constrained label choice",
         },
     )
     try:

@@ -83,28 +83,37 @@ def token_f1(question: str, answer: str, reference: str | None) -> float:
 def extract_label(text: str, labels: Sequence[str]) -> str | None:
     """The label an answer commits to, or None when it names none (an unparseable answer).
 
-    Looks first after the last `Answer:` marker, then for the first label named as a whole word.
-    Matching is case-insensitive; the label is returned as spelled in `labels`.
+    With `Answer:` markers, the label right after the last marker counts, unless the markers are
+    followed by different labels (an answer that echoes "Answer: yes or Answer: no" commits to
+    nothing: None). Without markers, the first label named as a whole word counts. Matching is
+    case-insensitive; the label is returned as spelled in `labels`.
 
     Example:
         >>> extract_label("Reasoning... Answer: (B) because", ["A", "B", "C", "D"])
         'B'
         >>> extract_label("I think yes.", ["yes", "no", "maybe"])
         'yes'
+        >>> extract_label("Reply 'Answer: yes' or 'Answer: no'.", ["yes", "no", "maybe"]) is None
+        True
     """
     if not text:
         return None
-    pattern = re.compile(
-        r"(?<![A-Za-z0-9])(" + "|".join(re.escape(lab) for lab in labels) + r")(?![A-Za-z0-9])",
-        re.IGNORECASE,
-    )
+    alternatives = "|".join(re.escape(lab) for lab in labels)
+    pattern = re.compile(r"(?<![A-Za-z0-9])(" + alternatives + r")(?![A-Za-z0-9])", re.IGNORECASE)
     by_lower = {lab.lower(): lab for lab in labels}
     markers = list(re.finditer(r"answer\s*(?:is)?\s*[:\-]?", text, re.IGNORECASE))
-    for region in ([text[markers[-1].end() :]] if markers else []) + [text]:
-        found = pattern.search(region)
+    if markers:
+        following = re.compile(r"\W{0,3}(" + alternatives + r")(?![A-Za-z0-9])", re.IGNORECASE)
+        committed = [m.group(1).lower() for mk in markers if (m := following.match(text, mk.end()))]
+        if len(set(committed)) > 1:
+            return None
+        if committed:
+            return by_lower[committed[-1]]
+        found = pattern.search(text[markers[-1].end() :])
         if found:
             return by_lower[found.group(1).lower()]
-    return None
+    found = pattern.search(text)
+    return by_lower[found.group(1).lower()] if found else None
 
 
 @dataclass(frozen=True)
