@@ -160,7 +160,8 @@ def run_task(task: Task, args: argparse.Namespace, seed: int, work: Path) -> lis
     source = task.dev if args.on == "dev" else task.report
     if source is None:
         raise SystemExit(f"{task.name} has no dev slice (it is evaluation-only); use --on report")
-    report = rng.sample(source, min(args.n_report, len(source))) if args.n_report else source
+    n_report = dict(kv.split("=") for kv in args.n_report_for.split(",") if kv).get(task.name, args.n_report)
+    report = rng.sample(source, min(int(n_report), len(source))) if int(n_report) else source
     prompts = CowestPrompts().with_format(k_shot(task, args.shots, seed))
     judge = label_judge(task.labels)
     strong = LabelChoiceModel(base=load_weak_model(temperature=0.0), labels=task.labels)
@@ -300,13 +301,13 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def markdown(summary: list[dict[str, Any]]) -> str:
     head = (
         "| task | condition | n | accuracy (seed range) | 95% CI | macro-F1 | unparseable | strong calls/q "
-        "| strong tokens/q |\n|---|---|---|---|---|---|---|---|---|\n"
+        "| strong tokens/q | wall s |\n|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = [
         f"| {s['task']} | {s['condition']} | {s['n']} "
         f"| {s['accuracy']:.3f} ({s['seed_min']:.3f}-{s['seed_max']:.3f}) "
         f"| [{s['ci_low']:.3f}, {s['ci_high']:.3f}] | {s['macro_f1']:.3f} | {s['unparseable']:.1%} "
-        f"| {s['strong_calls_per_q']:.2f} | {s['strong_tokens_per_q']:.0f} |"
+        f"| {s['strong_calls_per_q']:.2f} | {s['strong_tokens_per_q']:.0f} | {s['wall_s']:.0f} |"
         for s in summary
     ]
     return head + "\n".join(lines) + "\n"
@@ -326,6 +327,9 @@ def main() -> None:
     parser.add_argument("--n-dev", type=int, default=100, help="train-side rows held out as dev")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--n-report", type=int, default=0, help="report rows per task (0: all)")
+    parser.add_argument(
+        "--n-report-for", default="", help="per-task report rows, e.g. 'ethics=500,pubmedqa=250'"
+    )
     parser.add_argument("--n-sft", type=int, default=800)
     parser.add_argument("--n-collect", type=int, default=200)
     parser.add_argument("--sft-epochs", type=float, default=1.0)
@@ -336,7 +340,7 @@ def main() -> None:
     parser.add_argument("--context-chars", type=int, default=600)
     args = parser.parse_args()
     if args.quick:
-        args.seeds, args.n_report, args.n_sft, args.n_collect = 1, 40, 48, 12
+        args.seeds, args.n_report, args.n_sft, args.n_collect = 1, 30, 32, 12
         args.rounds, args.sft_epochs, args.context_chars, args.weak_tokens = 1, 1.0, 300, 32
         args.on = "dev"
         if args.tasks == parser.get_default("tasks"):
@@ -354,6 +358,12 @@ def main() -> None:
         for seed in range(args.seeds if task.trainable else 1):
             print(f"{name}: seed {seed}", flush=True)
             rows.extend(run_task(task, args, seed, work))
+        write_results(rows, args, start)
+
+
+def write_results(rows: list[dict[str, Any]], args: argparse.Namespace, start: float) -> None:
+    """Write JSON, Markdown and PNG for the rows so far (called after every task, so a long run
+    that is cut short keeps what it finished)."""
     summary = summarise(rows)
     table = markdown(summary)
     print(table)
