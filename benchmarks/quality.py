@@ -326,6 +326,10 @@ def main() -> None:
     )
     parser.add_argument("--n-dev", type=int, default=100, help="train-side rows held out as dev")
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--first-seed", type=int, default=0, help="the first seed to run")
+    parser.add_argument(
+        "--append", action="store_true", help="add to the runs already in the results JSON (other seeds)"
+    )
     parser.add_argument("--n-report", type=int, default=0, help="report rows per task (0: all)")
     parser.add_argument(
         "--n-report-for", default="", help="per-task report rows, e.g. 'ethics=500,pubmedqa=250'"
@@ -352,10 +356,16 @@ def main() -> None:
     }
     work = Path(tempfile.mkdtemp(prefix="cowest-quality-"))
     rows: list[dict[str, Any]] = []
+    previous = RESULTS / ("quality_quick.json" if args.quick else "quality.json")
+    if args.append and previous.exists():
+        rows = json.loads(previous.read_text())["runs"]
     start = time.perf_counter()
     for name in args.tasks.split(","):
         task = split_dev(loaders[name](), args.n_dev)
-        for seed in range(args.seeds if task.trainable else 1):
+        seeds = range(args.first_seed, args.first_seed + (args.seeds if task.trainable else 1))
+        if not task.trainable and any(r["task"] == name for r in rows):
+            continue  # an evaluation-only task has no training seed to repeat
+        for seed in seeds:
             print(f"{name}: seed {seed}", flush=True)
             rows.extend(run_task(task, args, seed, work))
         write_results(rows, args, start)

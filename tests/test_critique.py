@@ -84,7 +84,7 @@ def test_bad_judge_output_is_a_parse_error(reply: str, reason: str) -> None:
 
 def test_extract_label_refuses_an_answer_that_commits_to_two_labels() -> None:
     labels = ("acceptable", "unacceptable")
-    echoed = "I'll reply with only \"Answer: acceptable\" or \"Answer: unacceptable\"."
+    echoed = 'I\'ll reply with only "Answer: acceptable" or "Answer: unacceptable".'
     assert extract_label(echoed, labels) is None, "an echoed instruction is not an answer"
     assert extract_label("Answer: unacceptable. So, final answer: unacceptable", labels) == "unacceptable"
     assert extract_label("It seems acceptable at first. Answer: unacceptable", labels) == "unacceptable"
