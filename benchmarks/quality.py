@@ -356,24 +356,33 @@ def main() -> None:
     }
     work = Path(tempfile.mkdtemp(prefix="cowest-quality-"))
     rows: list[dict[str, Any]] = []
+    commands: list[dict[str, Any]] = []
     previous = RESULTS / ("quality_quick.json" if args.quick else "quality.json")
     if args.append and previous.exists():
-        rows = json.loads(previous.read_text())["runs"]
+        earlier = json.loads(previous.read_text())
+        rows = earlier["runs"]
+        commands = earlier.get("commands") or [{"settings": earlier["settings"], "wall_s": earlier["wall_s"]}]
     start = time.perf_counter()
     for name in args.tasks.split(","):
         task = split_dev(loaders[name](), args.n_dev)
         seeds = range(args.first_seed, args.first_seed + (args.seeds if task.trainable else 1))
-        if not task.trainable and any(r["task"] == name for r in rows):
-            continue  # an evaluation-only task has no training seed to repeat
         for seed in seeds:
+            # --append keeps other tasks and seeds; a (task, seed) run again replaces its rows.
+            rows = [r for r in rows if (r["task"], r["seed"]) != (name, seed)]
             print(f"{name}: seed {seed}", flush=True)
             rows.extend(run_task(task, args, seed, work))
-        write_results(rows, args, start)
+        write_results(rows, commands, args, start)
 
 
-def write_results(rows: list[dict[str, Any]], args: argparse.Namespace, start: float) -> None:
+def write_results(
+    rows: list[dict[str, Any]],
+    commands: list[dict[str, Any]],
+    args: argparse.Namespace,
+    start: float,
+) -> None:
     """Write JSON, Markdown and PNG for the rows so far (called after every task, so a long run
-    that is cut short keeps what it finished)."""
+    that is cut short keeps what it finished). `commands` are the earlier invocations whose rows
+    `--append` kept; this one is added with its settings and wall time so far."""
     summary = summarise(rows)
     table = markdown(summary)
     print(table)
@@ -385,8 +394,10 @@ def write_results(rows: list[dict[str, Any]], args: argparse.Namespace, start: f
         {
             "summary": summary,
             "runs": rows,
-            "settings": vars(args),
-            "wall_s": time.perf_counter() - start,
+            "commands": [
+                *commands,
+                {"settings": vars(args), "wall_s": time.perf_counter() - start},
+            ],
             "strong_model": "general SmolLM2-135M-Instruct (offline stand-in), constrained label choice",
         },
     )
