@@ -143,6 +143,40 @@ def k_shot(task: Task, k: int, seed: int) -> str:
     return task.answer_format + "\nExamples:\n" + "\n\n".join(lines)
 
 
+@dataclass
+class Samples:
+    report: list[Any]
+    sft: list[Any]
+    collect: list[Any]
+
+
+def draw_samples(
+    task: Task, seed: int, *, n_report: int, n_sft: int, n_collect: int, on: str = "report"
+) -> Samples:
+    """Draw the report, SFT and collection samples of one (task, seed) run.
+
+    Each sample has its own random stream (seeded by task, seed and purpose), so the training data
+    of a seed does not change with the number of report rows asked for.
+
+    >>> t = Task("t", ("a", "b"), list(range(50)), list(range(100)), "")
+    >>> draw_samples(t, 0, n_report=10, n_sft=5, n_collect=5).sft == draw_samples(
+    ...     t, 0, n_report=0, n_sft=5, n_collect=5).sft
+    True
+    """
+    source = task.dev if on == "dev" else task.report
+    if source is None:
+        raise SystemExit(f"{task.name} has no dev slice (it is evaluation-only); use --on report")
+
+    def draw(pool: list[Any], n: int, purpose: str) -> list[Any]:
+        return random.Random(f"{task.name}:{seed}:{purpose}").sample(pool, min(n, len(pool)))
+
+    return Samples(
+        report=draw(source, n_report, "report") if n_report else list(source),
+        sft=draw(task.train, n_sft, "sft"),
+        collect=draw(task.train, n_collect, "collect"),
+    )
+
+
 def run_task(task: Task, args: argparse.Namespace, seed: int, work: Path) -> list[dict[str, Any]]:
     from benchmarks.label_choice import LabelChoiceModel
     from cowest_graph import create_cowest_graph
@@ -156,12 +190,11 @@ def run_task(task: Task, args: argparse.Namespace, seed: int, work: Path) -> lis
     from cowest_graph.tracing import CowestTracer
     from cowest_graph.train import DPOTrainConfig, LoraSettings, SFTTrainConfig, train_dpo, train_sft
 
-    rng = random.Random(seed)
-    source = task.dev if args.on == "dev" else task.report
-    if source is None:
-        raise SystemExit(f"{task.name} has no dev slice (it is evaluation-only); use --on report")
     n_report = dict(kv.split("=") for kv in args.n_report_for.split(",") if kv).get(task.name, args.n_report)
-    report = rng.sample(source, min(int(n_report), len(source))) if int(n_report) else source
+    samples = draw_samples(
+        task, seed, n_report=int(n_report), n_sft=args.n_sft, n_collect=args.n_collect, on=args.on
+    )
+    report = samples.report
     prompts = CowestPrompts().with_format(k_shot(task, args.shots, seed))
     judge = label_judge(task.labels)
     strong = LabelChoiceModel(base=load_weak_model(temperature=0.0), labels=task.labels)
@@ -207,8 +240,7 @@ def run_task(task: Task, args: argparse.Namespace, seed: int, work: Path) -> lis
         return results
 
     adapters = work / f"{task.name}-s{seed}" / "adapters"
-    sft_pool = rng.sample(task.train, min(args.n_sft, len(task.train)))
-    sft_rows = [{"question": e.question, "answer": f"Answer: {e.reference}"} for e in sft_pool]
+    sft_rows = [{"question": e.question, "answer": f"Answer: {e.reference}"} for e in samples.sft]
     sft = train_sft(
         sft_rows,
         output_dir=adapters,
@@ -226,7 +258,7 @@ def run_task(task: Task, args: argparse.Namespace, seed: int, work: Path) -> lis
     asyncio.run(evaluate("CoWest (SFT weak)", weak_sft, weak_alone="weak alone (SFT)"))
 
     parent, store_url = sft.adapter_dir, f"sqlite:///{work / f'{task.name}-s{seed}' / 'traces.db'}"
-    collect_q = rng.sample(task.train, min(args.n_collect, len(task.train)))
+    collect_q = samples.collect
     for round_ in range(1, args.rounds + 1):
         drafter = load_weak_model(adapter=parent, max_new_tokens=args.weak_tokens, temperature=1.0)
         graph = create_cowest_graph(
