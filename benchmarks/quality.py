@@ -302,12 +302,14 @@ def run_task(task: Task, args: argparse.Namespace, seed: int, work: Path) -> lis
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (task, condition, report size): seeds are averaged only over equal-size reports."""
     out = []
+    names = [r["name"] for r in rows]
     keys = sorted(
-        {(r["task"], r["name"]) for r in rows}, key=lambda k: (k[0], [r["name"] for r in rows].index(k[1]))
+        {(r["task"], r["name"], r["n"]) for r in rows}, key=lambda k: (k[0], -k[2], names.index(k[1]))
     )
-    for task, name in keys:
-        mine = [r for r in rows if r["task"] == task and r["name"] == name]
+    for task, name, n in keys:
+        mine = [r for r in rows if (r["task"], r["name"], r["n"]) == (task, name, n)]
         accs = [r["accuracy"] for r in mine]
         out.append(
             {
@@ -324,7 +326,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "strong_calls_per_q": statistics.mean(r["strong_calls_per_q"] for r in mine),
                 "strong_tokens_per_q": statistics.mean(r["strong_tokens_per_q"] for r in mine),
                 "wall_s": statistics.mean(r["wall_s"] for r in mine),
-                "n": mine[0]["n"],
+                "n": n,
             }
         )
     return out
@@ -403,7 +405,7 @@ def main() -> None:
             rows = [r for r in rows if (r["task"], r["seed"]) != (name, seed)]
             print(f"{name}: seed {seed}", flush=True)
             rows.extend(run_task(task, args, seed, work))
-        write_results(rows, commands, args, start)
+            write_results(rows, commands, args, start)
 
 
 def write_results(
@@ -412,8 +414,8 @@ def write_results(
     args: argparse.Namespace,
     start: float,
 ) -> None:
-    """Write JSON, Markdown and PNG for the rows so far (called after every task, so a long run
-    that is cut short keeps what it finished). `commands` are the earlier invocations whose rows
+    """Write JSON, Markdown and PNG for the rows so far (called after every (task, seed) run, so a
+    long run that is cut short keeps what it finished). `commands` are the earlier invocations whose rows
     `--append` kept; this one is added with its settings and wall time so far."""
     summary = summarise(rows)
     table = markdown(summary)
@@ -452,9 +454,9 @@ def write_results(
                 ],
                 capsize=3,
             )
-            ax.set_xticks(
-                range(len(mine)), [s["condition"] for s in mine], rotation=30, ha="right", fontsize=7
-            )
+            sizes = {s["n"] for s in mine}
+            labels = [s["condition"] + (f" (n={s['n']})" if len(sizes) > 1 else "") for s in mine]
+            ax.set_xticks(range(len(mine)), labels, rotation=30, ha="right", fontsize=7)
             ax.set_ylim(0, 1)
             ax.set_title(task)
         fig.tight_layout()
