@@ -16,7 +16,7 @@ stand-in, answering by constrained decoding (`benchmarks/label_choice.py`: the l
 highest first-token logit after `Answer:`), because in free text it names no label in most
 replies: these numbers measure the mechanism with small models.
 
-Writes benchmarks/results/quality.json, quality.md and quality.png.
+Writes benchmarks/results/quality.json, quality.md and quality.png (another stem with --name).
 """
 
 from __future__ import annotations
@@ -376,7 +376,13 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=2)
     parser.add_argument("--weak-tokens", type=int, default=48)
     parser.add_argument("--context-chars", type=int, default=600)
+    parser.add_argument(
+        "--name",
+        default="",
+        help="results file stem under benchmarks/results (default: quality, or quality_quick with --quick)",
+    )
     args = parser.parse_args()
+    args.name = args.name or ("quality_quick" if args.quick else "quality")
     if args.quick:
         args.seeds, args.n_report, args.n_sft, args.n_collect = 1, 30, 32, 12
         args.rounds, args.sft_epochs, args.context_chars, args.weak_tokens = 1, 1.0, 300, 32
@@ -391,7 +397,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="cowest-quality-"))
     rows: list[dict[str, Any]] = []
     commands: list[dict[str, Any]] = []
-    previous = RESULTS / ("quality_quick.json" if args.quick else "quality.json")
+    previous = RESULTS / f"{args.name}.json"
     if args.append and previous.exists():
         earlier = json.loads(previous.read_text())
         rows = earlier["runs"]
@@ -421,7 +427,7 @@ def write_results(
     table = markdown(summary)
     print(table)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "quality_quick" if args.quick else "quality"
+    name = args.name
     (RESULTS / f"{name}.md").write_text(table)
     path = save(
         name,
