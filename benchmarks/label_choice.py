@@ -67,3 +67,38 @@ class LabelChoiceModel(BaseChatModel):
             response_metadata={"model_name": self._identifying_params["model_name"]},
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+class ConfidenceLabelModel(LabelChoiceModel):
+    """SuperICL-style plug-in (Xu et al., 2023): reply with the label a (fine-tuned) model chooses
+    and its confidence, the label probabilities renormalised over the task's labels. Used as the
+    weak model of the cowest graph, its reply is the draft the strong model reads.
+
+        plug_in = ConfidenceLabelModel(base=load_weak_model(adapter=sft_dir), labels=("yes", "no"))
+        plug_in.invoke("Is water wet?").content
+        # 'A model fine-tuned on this task predicts: yes (confidence 0.71)'
+    """
+
+    template: str = "A model fine-tuned on this task predicts: {label} (confidence {confidence:.2f})"
+
+    @property
+    def _llm_type(self) -> str:
+        return "cowest-label-confidence"
+
+    def prediction(self, messages: list[BaseMessage]) -> tuple[str, float, int]:
+        """The chosen label, its probability among the labels, and the prompt length."""
+        scores, n = self.label_logprobs(messages)
+        probs = torch.softmax(torch.tensor(scores), -1)
+        best = int(probs.argmax())
+        return self.labels[best], float(probs[best]), n
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **_: Any
+    ) -> ChatResult:
+        label, confidence, n = self.prediction(messages)
+        message = AIMessage(
+            self.template.format(label=label, confidence=confidence),
+            usage_metadata={"input_tokens": n, "output_tokens": 1, "total_tokens": n + 1},
+            response_metadata={"model_name": f"{self.base.model_id} (label + confidence)"},
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])

@@ -10,11 +10,13 @@ Data: ../shared/datasets (split rules binding: train/tune only on the train side
 
 Conditions (same answer format, same k-shot examples from the train side): (1) weak alone after
 SFT, (2) strong alone, (3) CoWest: SFT weak drafts -> strong refines, (4) CoWest aligned after one
-round of collaborative-feedback DPO, (5) a second round. The graph never sees the reference at
-evaluation; one draft at inference. Offline, the strong model is the general SmolLM2-135M-Instruct
-stand-in, answering by constrained decoding (`benchmarks/label_choice.py`: the label with the
-highest first-token logit after `Answer:`), because in free text it names no label in most
-replies: these numbers measure the mechanism with small models.
+round of collaborative-feedback DPO, (5) a second round; with --supericl also a SuperICL-style peer
+baseline (the SFT weak model's label and confidence, by label choice, as the one draft). The graph
+never sees the reference at evaluation; one draft at inference. Offline, the strong model is the
+general SmolLM2-135M-Instruct stand-in, answering by constrained decoding
+(`benchmarks/label_choice.py`: the label with the highest first-token logit after `Answer:`),
+because in free text it names no label in most replies: these numbers measure the mechanism with
+small models.
 
 Writes benchmarks/results/quality.json, quality.md and quality.png (another stem with --name).
 """
@@ -178,7 +180,7 @@ def draw_samples(
 
 
 def run_task(task: Task, args: argparse.Namespace, seed: int, work: Path) -> list[dict[str, Any]]:
-    from benchmarks.label_choice import LabelChoiceModel
+    from benchmarks.label_choice import ConfidenceLabelModel, LabelChoiceModel
     from cowest_graph import create_cowest_graph
     from cowest_graph.collect import acollect
     from cowest_graph.critique import label_match
@@ -237,6 +239,9 @@ def run_task(task: Task, args: argparse.Namespace, seed: int, work: Path) -> lis
     if not task.trainable:
         weak = load_weak_model(max_new_tokens=args.weak_tokens, temperature=0.0)
         asyncio.run(evaluate("CoWest", weak, weak_alone="weak alone"))
+        if args.supericl:
+            plug_in = ConfidenceLabelModel(base=weak, labels=task.labels)
+            asyncio.run(evaluate("SuperICL (weak label + confidence)", plug_in))
         return results
 
     adapters = work / f"{task.name}-s{seed}" / "adapters"
@@ -256,6 +261,9 @@ def run_task(task: Task, args: argparse.Namespace, seed: int, work: Path) -> lis
     )
     weak_sft = load_weak_model(adapter=sft.adapter_dir, max_new_tokens=args.weak_tokens, temperature=0.0)
     asyncio.run(evaluate("CoWest (SFT weak)", weak_sft, weak_alone="weak alone (SFT)"))
+    if args.supericl:
+        plug_in = ConfidenceLabelModel(base=weak_sft, labels=task.labels)
+        asyncio.run(evaluate("SuperICL (SFT weak label + confidence)", plug_in))
 
     parent, store_url = sft.adapter_dir, f"sqlite:///{work / f'{task.name}-s{seed}' / 'traces.db'}"
     collect_q = samples.collect
@@ -376,6 +384,11 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=2)
     parser.add_argument("--weak-tokens", type=int, default=48)
     parser.add_argument("--context-chars", type=int, default=600)
+    parser.add_argument(
+        "--supericl",
+        action="store_true",
+        help="also run the SuperICL-style peer baseline: the weak model's label and confidence as the draft",
+    )
     parser.add_argument(
         "--name",
         default="",
