@@ -15,4 +15,5 @@ if [ -z "${COWEST_TEST_POSTGRES_URL:-}" ]; then
   fi
 fi
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/python -m pytest -q "$@"
