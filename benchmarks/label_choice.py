@@ -56,13 +56,23 @@ class LabelChoiceModel(BaseChatModel):
             raise ValueError(f"labels {self.labels} share a first token; cannot choose between them")
         return firsts
 
+    def prediction(self, messages: list[BaseMessage]) -> tuple[str, float, int]:
+        """The chosen label, its probability renormalised over the labels, and the prompt length."""
+        scores, n = self.label_logprobs(messages)
+        probs = torch.softmax(torch.tensor(scores), -1)
+        best = int(probs.argmax())
+        return self.labels[best], float(probs[best]), n
+
+    def reply(self, label: str, confidence: float) -> str:
+        """The reply text for the chosen label (subclasses change the wording)."""
+        return f"{self.prefix} {label}"
+
     def _generate(
         self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **_: Any
     ) -> ChatResult:
-        scores, n = self.label_logprobs(messages)
-        label = self.labels[max(range(len(scores)), key=scores.__getitem__)]
+        label, confidence, n = self.prediction(messages)
         message = AIMessage(
-            f"{self.prefix} {label}",
+            self.reply(label, confidence),
             usage_metadata={"input_tokens": n, "output_tokens": 1, "total_tokens": n + 1},
             response_metadata={"model_name": self._identifying_params["model_name"]},
         )
@@ -85,20 +95,9 @@ class ConfidenceLabelModel(LabelChoiceModel):
     def _llm_type(self) -> str:
         return "cowest-label-confidence"
 
-    def prediction(self, messages: list[BaseMessage]) -> tuple[str, float, int]:
-        """The chosen label, its probability among the labels, and the prompt length."""
-        scores, n = self.label_logprobs(messages)
-        probs = torch.softmax(torch.tensor(scores), -1)
-        best = int(probs.argmax())
-        return self.labels[best], float(probs[best]), n
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": f"{self.base.model_id} (label + confidence)", "labels": list(self.labels)}
 
-    def _generate(
-        self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **_: Any
-    ) -> ChatResult:
-        label, confidence, n = self.prediction(messages)
-        message = AIMessage(
-            self.template.format(label=label, confidence=confidence),
-            usage_metadata={"input_tokens": n, "output_tokens": 1, "total_tokens": n + 1},
-            response_metadata={"model_name": f"{self.base.model_id} (label + confidence)"},
-        )
-        return ChatResult(generations=[ChatGeneration(message=message)])
+    def reply(self, label: str, confidence: float) -> str:
+        return self.template.format(label=label, confidence=confidence)

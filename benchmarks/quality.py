@@ -440,10 +440,9 @@ def write_results(
     table = markdown(summary)
     print(table)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = args.name
-    (RESULTS / f"{name}.md").write_text(table)
+    (RESULTS / f"{args.name}.md").write_text(table)
     path = save(
-        name,
+        args.name,
         {
             "summary": summary,
             "runs": rows,
@@ -479,7 +478,7 @@ def write_results(
             ax.set_ylim(0, 1)
             ax.set_title(task)
         fig.tight_layout()
-        fig.savefig(RESULTS / f"{name}.png", dpi=110)
+        fig.savefig(RESULTS / f"{args.name}.png", dpi=110)
     except ImportError:
         pass
     print(f"wrote {path}")
