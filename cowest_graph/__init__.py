@@ -15,7 +15,7 @@ from cowest_graph.critique import (
     token_f1,
 )
 from cowest_graph.graph import NODE_NAMES, CowestRunError, create_cowest_graph
-from cowest_graph.models import WeakModel, load_weak_model, resolve_chat_model
+from cowest_graph.models import WeakModel, load_weak_model
 from cowest_graph.prompts import CowestPrompts, fence_draft
 from cowest_graph.retry import DEFAULT_RETRY, transient_errors, with_call_policy
 from cowest_graph.state import (
@@ -27,6 +27,7 @@ from cowest_graph.state import (
     CowestState,
     Draft,
 )
+from cowest_graph.strong import local_strong, open_strong_model, resolve_chat_model
 from cowest_graph.tools import create_cowest_tool
 
 __version__ = "0.1.0"
@@ -52,7 +53,9 @@ __all__ = [
     "extract_label",
     "fence_draft",
     "label_match",
+    "local_strong",
     "load_weak_model",
+    "open_strong_model",
     "parse_judge_output",
     "resolve_chat_model",
     "token_f1",

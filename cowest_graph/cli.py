@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -12,6 +15,10 @@ from rich.table import Table  # noqa: E402
 
 app = typer.Typer(help="CoWest weak-strong collaboration for LangGraph.", no_args_is_help=True)
 console = Console()
+STRONG_HELP = (
+    "Strong model: qwen (Qwen2.5-Coder-1.5B on a local llama.cpp server) | smollm2 (135M, in-process) "
+    "| openai:MODEL | http(s)://URL/v1 | a .gguf file"
+)
 
 
 @app.callback()
@@ -23,20 +30,20 @@ def _root() -> None:
 def ask(
     question: str,
     drafts: int = typer.Option(2, "--drafts", "-k", help="Weak drafts per round."),
-    strong: str = typer.Option("local", help="Strong model spec: local | openai:MODEL | http(s)://URL"),
+    strong: str = typer.Option("local", help=STRONG_HELP),
     adapter: str | None = typer.Option(None, help="LoRA adapter directory for the weak model."),
     reference: str | None = typer.Option(None, help="Reference answer (token-F1 scorer)."),
     max_new_tokens: int = typer.Option(96, help="Tokens per weak draft and local answer."),
 ) -> None:
     """Answer one question with the cowest subgraph and show drafts, answers and scores."""
-    from cowest_graph import create_cowest_graph, load_weak_model, resolve_chat_model, token_f1
+    from cowest_graph import create_cowest_graph, token_f1
 
-    weak = load_weak_model(adapter=adapter, max_new_tokens=max_new_tokens)
-    strong_model = resolve_chat_model(strong, local_max_new_tokens=max_new_tokens)
-    graph = create_cowest_graph(
-        weak, strong_model, scorer=token_f1 if reference else None, num_drafts=drafts
-    ).compile()
-    out = graph.invoke({"question": question, "reference": reference})
+    weak = _weak(adapter, max_new_tokens, 0.8)
+    with _strong(strong, max_new_tokens) as strong_model:
+        graph = create_cowest_graph(
+            weak, strong_model, scorer=token_f1 if reference else None, num_drafts=drafts
+        ).compile()
+        out = graph.invoke({"question": question, "reference": reference})
     _print_candidates(out)
 
 
@@ -287,16 +294,26 @@ def _scorer(spec: str):  # noqa: ANN202 - a Scorer or None (the strong model jud
     return named[spec]
 
 
-def _models(adapter: str | None, strong: str, max_new_tokens: int, temperature: float):  # noqa: ANN202
+def _weak(adapter: str | None, max_new_tokens: int, temperature: float):  # noqa: ANN202 - a WeakModel
     from cowest_graph.adapters import AdapterError
-    from cowest_graph.models import load_weak_model, resolve_chat_model
+    from cowest_graph.models import load_weak_model
 
     try:
-        weak = load_weak_model(adapter=adapter, max_new_tokens=max_new_tokens, temperature=temperature)
+        return load_weak_model(adapter=adapter, max_new_tokens=max_new_tokens, temperature=temperature)
     except (AdapterError, FileNotFoundError) as exc:
         _fail(str(exc))
-    strong_model = resolve_chat_model(strong, local_max_new_tokens=max_new_tokens)
-    return weak, strong_model
+
+
+@contextlib.contextmanager
+def _strong(spec: str, max_tokens: int) -> Iterator[Any]:
+    """The strong chat model for the command's duration (a local llama.cpp server for `qwen`)."""
+    from cowest_graph.strong import StrongModelError, open_strong_model
+
+    try:
+        with open_strong_model(spec, max_tokens=max_tokens) as model:
+            yield model
+    except StrongModelError as exc:
+        _fail(str(exc))
 
 
 @app.command("run")
@@ -304,7 +321,7 @@ def run_cmd(
     data: str = typer.Argument(..., help="Questions: .jsonl or .csv with question[, reference, id]."),
     store: str = STORE_OPTION,
     drafts: int = typer.Option(4, "--drafts", "-k", help="Weak drafts per question."),
-    strong: str = typer.Option("local", help="Strong model spec: local | openai:MODEL | http(s)://URL"),
+    strong: str = typer.Option("local", help=STRONG_HELP),
     adapter: str | None = typer.Option(None, help="LoRA adapter directory for the weak model."),
     scorer: str = typer.Option("contains", help="contains | exact | f1 | choice | label:A,B | judge"),
     measure_influence: bool = typer.Option(True, help="Also run strong alone (the Delta baseline)."),
@@ -326,11 +343,13 @@ def run_cmd(
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     db = _open_store(store)
-    weak, strong_model = _models(adapter, strong, max_new_tokens, temperature)
-    graph = create_cowest_graph(
-        weak, strong_model, scorer=_scorer(scorer), num_drafts=drafts, measure_influence=measure_influence
-    ).compile()
-    report = asyncio.run(acollect(graph, examples, CowestTracer(db), concurrency=concurrency, resume=resume))
+    weak = _weak(adapter, max_new_tokens, temperature)
+    with _strong(strong, max_new_tokens) as strong_model:
+        graph = create_cowest_graph(
+            weak, strong_model, scorer=_scorer(scorer), num_drafts=drafts, measure_influence=measure_influence
+        ).compile()
+        tracer = CowestTracer(db)
+        report = asyncio.run(acollect(graph, examples, tracer, concurrency=concurrency, resume=resume))
     console.print(
         f"{report.total} questions: {report.succeeded} recorded, {report.skipped} already done, "
         f"{report.failed} failed (traced with their errors) -> {db.display_url}"
@@ -341,7 +360,7 @@ def run_cmd(
 def eval_cmd(
     data: str = typer.Argument(..., help="Held-out questions with references (.jsonl or .csv)."),
     adapter: str | None = typer.Option(None, help="LoRA adapter directory for the weak model."),
-    strong: str = typer.Option("local", help="Strong model spec: local | openai:MODEL | http(s)://URL"),
+    strong: str = typer.Option("local", help=STRONG_HELP),
     labels: str | None = typer.Option(None, help="Comma-separated labels for a classification task."),
     max_new_tokens: int = typer.Option(48),
     out: str | None = typer.Option(None, help="Write the results as JSON here."),
@@ -362,10 +381,10 @@ def eval_cmd(
         _fail(str(exc))
     label_list = [x.strip() for x in labels.split(",")] if labels else None
     judge = label_judge(label_list) if label_list else keyword_judge
-    weak, strong_model = _models(adapter, strong, max_new_tokens, 0.0)
+    weak = _weak(adapter, max_new_tokens, 0.0)
     prompts = CowestPrompts()
 
-    async def go():  # noqa: ANN202
+    async def go(strong_model: Any) -> list[Any]:
         graph = create_cowest_graph(weak, strong_model, scorer=_scorer("contains")).compile()
         return [
             await evaluate_model_alone(
@@ -377,7 +396,8 @@ def eval_cmd(
             await evaluate_graph("CoWest", graph, examples, judge=judge, labels=label_list),
         ]
 
-    results = asyncio.run(go())
+    with _strong(strong, max_new_tokens) as strong_model:
+        results = asyncio.run(go(strong_model))
     print_results(results, console, title=f"{data} (n={len(examples)})")
     if out:
         from pathlib import Path
@@ -388,19 +408,51 @@ def eval_cmd(
 @app.command()
 def demo(
     workdir: str = typer.Option("runs/demo", help="Where adapters, traces and results go."),
+    strong: str = typer.Option("qwen", help=STRONG_HELP),
     quick: bool = typer.Option(False, "--quick", help="A few questions only (a smoke run)."),
 ) -> None:
-    """The main job on the embedded models: SFT -> collect -> pairs -> DPO -> evaluate."""
+    """The main job: SFT -> collect -> pairs -> DPO -> evaluate (embedded weak, local strong model)."""
     from pathlib import Path
 
     from cowest_graph.loop import LoopConfig, run_loop
 
-    config = LoopConfig(workdir=Path(workdir), limit=6 if quick else None)
+    config = LoopConfig(workdir=Path(workdir), strong=strong, limit=6 if quick else None)
     if quick:
         config.sft.num_train_epochs = 2
         config.dpo.num_train_epochs = 1
         config.num_drafts = 2
     run_loop(config, console=console)
+
+
+@app.command("serve-strong")
+def serve_strong(
+    model: str = typer.Option("qwen", help="qwen | smollm2 | a .gguf file"),
+    port: int = typer.Option(8080, help="Loopback port to listen on."),
+    n_ctx: int = typer.Option(4096, help="Context length."),
+    threads: int | None = typer.Option(None, help="CPU threads (default: all cores)."),
+) -> None:
+    """Serve the local strong model in the foreground (for Studio / `langgraph dev`) until Ctrl-C."""
+    import time
+
+    from cowest_graph.strong import StrongModelError, local_strong
+
+    try:
+        with local_strong(model, port=port, n_ctx=n_ctx, threads=threads) as server:
+            console.print(f"serving {server.model_name} at {server.base_url} (Ctrl-C stops it)")
+            console.print("for `langgraph dev` / the studio factory, export:")
+            typer.echo(f"export COWEST_STRONG={server.base_url}")
+            typer.echo(f"export COWEST_STRONG_MODEL={server.model_name}")
+            typer.echo(f"export OPENAI_API_KEY={server.api_key}")
+            while server.process.poll() is None:
+                time.sleep(0.5)
+            _fail(
+                f"the strong-model server exited with status {server.process.returncode} "
+                f"(log: {server.log_path})"
+            )
+    except StrongModelError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        console.print("stopped")
 
 
 def _print_candidates(out: dict) -> None:

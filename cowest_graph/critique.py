@@ -80,6 +80,73 @@ def token_f1(question: str, answer: str, reference: str | None) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+_NUMBER_WORDS = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+        "sixteen seventeen eighteen nineteen twenty".split()
+    )
+}
+_TIME = re.compile(r"\b(\d{1,2})[:.h](\d{2})\b")
+_NUMBER = re.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\w.])-?\d+(?:\.\d+)?")
+
+
+def final_answer(text: str) -> str:
+    r"""The part of a reply that commits to an answer: the first line after the last `Answer:`
+    marker, else the last non-empty line.
+
+    Example:
+        >>> final_answer("Due Thursday, today Monday: 3 days.\nAnswer: 3")
+        '3'
+        >>> final_answer("It is due on Thursday.")
+        'It is due on Thursday.'
+    """
+    markers = list(re.finditer(r"answer\s*(?:is)?\s*[:\-]", text or "", re.IGNORECASE))
+    if markers:
+        rest = text[markers[-1].end() :].strip()
+        return rest.splitlines()[0].strip() if rest else ""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _first_number(text: str) -> float | None:
+    found = _NUMBER.search(text)
+    if found:
+        return float(found.group(0).replace(",", ""))
+    for word in re.findall(r"[a-z]+", text.lower()):
+        if word in _NUMBER_WORDS:
+            return float(_NUMBER_WORDS[word])
+    return None
+
+
+def answer_match(question: str, answer: str, reference: str | None) -> float:
+    r"""1.0 when the reply's final answer (see `final_answer`) is the reference.
+
+    A clock time (`11:15`) must be the first time named; a number must be the first number named
+    (digits, `1,200`, or a word up to twenty); anything else (a weekday, a name) must appear as a
+    whole phrase. For short factual answers after reasoning: "...so 3 days remain. Answer: 3".
+
+    Example:
+        >>> answer_match("q", "Thursday minus Monday.\nAnswer: 3 days", "3")
+        1.0
+        >>> answer_match("q", "Answer: 13 days", "3")
+        0.0
+        >>> answer_match("q", "Answer: at 9:35 am", "09:35")
+        1.0
+    """
+    ref = _need_reference(reference, "answer_match").strip()
+    final = final_answer(answer)
+    ref_time = _TIME.fullmatch(ref)
+    if ref_time:
+        got = _TIME.search(final)
+        return float(bool(got) and (int(got[1]), got[2]) == (int(ref_time[1]), ref_time[2]))
+    if _NUMBER.fullmatch(ref):
+        without_times = _TIME.sub(" ", final)
+        number = _first_number(without_times)
+        return float(number is not None and number == float(ref.replace(",", "")))
+    return contains_match(question, final, ref)
+
+
 def extract_label(text: str, labels: Sequence[str]) -> str | None:
     """The label an answer commits to, or None when it names none (an unparseable answer).
 

@@ -36,7 +36,7 @@ def load_questions(path: str | Path) -> list[Example]:
 
     Example:
         >>> [e.question for e in load_questions("examples/data/quillfeather/test_questions.jsonl")][:1]
-        ['What is the weekly deadline day for Quillfeather expense reports?']
+        ['It is Sunday. In how many days is the next Quillfeather expense report deadline?']
     """
     path = Path(path)
     if not path.exists():

@@ -40,13 +40,54 @@ class ConditionResult:
     wall_s: float
     correct: list[int] = field(repr=False, default_factory=list)
     answers: list[str] = field(repr=False, default_factory=list)
+    drafts: list[str] = field(repr=False, default_factory=list)
+    """For a graph condition: each question's first weak draft (what the strong model read)."""
 
     def summary(self) -> dict[str, Any]:
         """The result without the per-question lists."""
         out = asdict(self)
-        out.pop("correct")
-        out.pop("answers")
+        for key in ("correct", "answers", "drafts"):
+            out.pop(key)
         return out
+
+
+def paired_difference(
+    first: ConditionResult, second: ConditionResult, *, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05
+) -> dict[str, Any]:
+    """`second - first` accuracy on the same questions: paired bootstrap interval and McNemar's
+    exact test (two-sided binomial test on the questions where exactly one condition is right).
+
+    Example:
+        >>> a = ConditionResult("a", 4, 0.25, 0, 1, None, 0, 0, 0, 0, correct=[1, 0, 0, 0])
+        >>> b = ConditionResult("b", 4, 0.75, 0, 1, None, 0, 0, 0, 0, correct=[1, 1, 1, 0])
+        >>> d = paired_difference(a, b)
+        >>> d["difference"], d["second_only"], d["first_only"], d["mcnemar_p"]
+        (0.5, 2, 0, 0.5)
+    """
+    import math
+
+    if len(first.correct) != len(second.correct) or not first.correct:
+        raise ValueError(
+            f"paired comparison needs the same questions: {first.name!r} has {len(first.correct)}, "
+            f"{second.name!r} has {len(second.correct)}"
+        )
+    diffs = [b - a for a, b in zip(first.correct, second.correct, strict=True)]
+    low, high = bootstrap_ci(diffs, n_boot=n_boot, seed=seed, alpha=alpha)
+    second_only = sum(d > 0 for d in diffs)
+    first_only = sum(d < 0 for d in diffs)
+    discordant = second_only + first_only
+    tail = sum(math.comb(discordant, i) for i in range(min(second_only, first_only) + 1)) / 2**discordant
+    return {
+        "first": first.name,
+        "second": second.name,
+        "n": len(diffs),
+        "difference": sum(diffs) / len(diffs),
+        "ci_low": low,
+        "ci_high": high,
+        "second_only": second_only,
+        "first_only": first_only,
+        "mcnemar_p": min(1.0, 2 * tail),
+    }
 
 
 def bootstrap_ci(
@@ -94,6 +135,16 @@ def keyword_judge(answer: str, reference: str | None) -> tuple[bool, bool]:
     if not answer.strip():
         return False, False
     return contains_match("", answer, reference) == 1.0, True
+
+
+def answer_judge(answer: str, reference: str | None) -> tuple[bool, bool]:
+    """Correct when the reply's final answer is the reference (`answer_match`); unparseable when
+    the reply commits to nothing (no final answer line)."""
+    from cowest_graph.critique import answer_match, final_answer
+
+    if not final_answer(answer):
+        return False, False
+    return answer_match("", answer, reference) == 1.0, True
 
 
 def label_judge(labels: Sequence[str]) -> Judge:
@@ -199,16 +250,18 @@ async def evaluate_graph(
         gate = asyncio.Semaphore(concurrency)
         start = time.perf_counter()
 
-        async def one(example: Example) -> str:
+        async def one(example: Example) -> tuple[str, str]:
             async with gate:
                 config: Any = {"callbacks": [tracer], "metadata": {"cowest_example_id": example.id}}
                 try:
                     out = await graph.ainvoke({"question": example.question}, config=config, context=context)
                 except Exception:  # noqa: BLE001 - a failed run answers nothing (counted unparseable)
-                    return ""
-                return str(out.get("answer") or "")
+                    return "", ""
+                drafts = out.get("drafts") or []
+                return str(out.get("answer") or ""), str(drafts[0]["text"]) if drafts else ""
 
-        answers = list(await asyncio.gather(*(one(e) for e in examples)))
+        outputs = await asyncio.gather(*(one(e) for e in examples))
+        answers = [a for a, _ in outputs]
         wall = time.perf_counter() - start
         await tracer.aflush()
         calls = tokens = 0
@@ -219,4 +272,29 @@ async def evaluate_graph(
                 use = (rec.get("usage") or {}).get(role) or {}
                 calls += use.get("calls", 0)
                 tokens += use.get("input_tokens", 0) + use.get("output_tokens", 0)
-    return _result(name, examples, answers, judge, labels, calls, tokens, wall)
+    result = _result(name, examples, answers, judge, labels, calls, tokens, wall)
+    result.drafts = [d for _, d in outputs]
+    return result
+
+
+def drafts_as_answers(
+    name: str,
+    graph_result: ConditionResult,
+    examples: Sequence[Example],
+    *,
+    judge: Judge = keyword_judge,
+    labels: Sequence[str] | None = None,
+) -> ConditionResult:
+    """Score the weak drafts that a graph condition produced as the weak model's own answers.
+
+    With one greedy draft per question this is exactly "weak alone" (the same weak prompt, the
+    same greedy tokens) without generating the drafts a second time; wall time is not measured.
+
+    Example:
+        >>> weak = drafts_as_answers("weak alone", cowest, examples)  # doctest: +SKIP
+    """
+    if len(graph_result.drafts) != len(examples):
+        raise ValueError(
+            f"{graph_result.name!r} holds {len(graph_result.drafts)} drafts for {len(examples)} questions"
+        )
+    return _result(name, examples, list(graph_result.drafts), judge, labels, 0, 0, float("nan"))

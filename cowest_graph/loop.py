@@ -1,8 +1,10 @@
 """The whole CoWest loop on one domain: SFT -> collect -> pairs -> DPO -> evaluate.
 
-`run_loop` is what `cowest-graph demo` runs on the embedded models and the project's own
-example domain (`examples/data/quillfeather`). Every step is resumable: an existing SFT adapter,
-already-collected traces and an existing DPO adapter of the same work directory are reused.
+`run_loop` is what `cowest-graph demo` runs: the embedded SmolLM2 as the weak model, the real
+offline strong model (Qwen2.5-Coder-1.5B-Instruct behind llama.cpp's OpenAI-compatible server) and
+the project's own example domain (`examples/data/quillfeather`), whose questions need both a
+private rule (weak) and a reasoning step (strong). Every step is resumable: an existing SFT
+adapter, already-collected traces and an existing DPO adapter of the same work directory are reused.
 """
 
 from __future__ import annotations
@@ -14,18 +16,27 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from langchain_core.caches import InMemoryCache
 from rich.console import Console
 from rich.table import Table
 
 from cowest_graph.adapters import read_manifest
 from cowest_graph.collect import acollect
-from cowest_graph.critique import contains_match
+from cowest_graph.critique import answer_match
 from cowest_graph.data import load_questions
-from cowest_graph.evaluate import ConditionResult, evaluate_graph, evaluate_model_alone
+from cowest_graph.evaluate import (
+    ConditionResult,
+    answer_judge,
+    drafts_as_answers,
+    evaluate_graph,
+    evaluate_model_alone,
+    paired_difference,
+)
 from cowest_graph.feedback import build_preference_pairs
 from cowest_graph.graph import create_cowest_graph
 from cowest_graph.models import load_weak_model
 from cowest_graph.prompts import CowestPrompts
+from cowest_graph.strong import open_strong_model
 from cowest_graph.tracing import CowestTracer
 from cowest_graph.train import DPOTrainConfig, LoraSettings, SFTTrainConfig, train_dpo, train_sft
 
@@ -40,16 +51,28 @@ class LoopConfig:
     data_dir: Path = EXAMPLE_DATA
     """Holds `sft.jsonl`, `train_questions.jsonl`, `test_questions.jsonl`."""
     workdir: Path = Path("runs/demo")
+    strong: str = "qwen"
+    """Strong model spec (`open_strong_model`): `qwen` (served by llama.cpp), `smollm2` (the 135M
+    in-process stand-in), `openai:MODEL`, an `http(s)://.../v1` URL or a `.gguf` path."""
+    answer_format: str = (
+        "Reply in exactly two lines: 'Working: <one short calculation>' and then 'Answer: <only the "
+        "final value, e.g. 3, 15:15 or Friday>'."
+    )
+    weak_system: str = "You know the internal rules of Quillfeather Labs. State the rule the question needs."
+    """The weak prompt (short: SFT cost grows with every prompt token; the answer format is the
+    strong model's business, so the weak prompt does not carry it)."""
     num_drafts: int = 4
-    weak_max_new_tokens: int = 40
-    strong_max_new_tokens: int = 32
-    weak_temperature: float = 0.9
-    concurrency: int = 4
+    weak_max_new_tokens: int = 32
+    strong_max_new_tokens: int = 64
+    weak_temperature: float = 1.0
+    concurrency: int = 1
+    """Graph runs in flight: 1, since on 2 cores the weak model and the llama.cpp server would
+    fight over the same cores (each uses both)."""
     sft: SFTTrainConfig = field(
         # Facts need capacity: LoRA on every linear layer. Measured here: 3 epochs on attention only
         # taught the answers' form but no facts (0/24 held out); this recipe reached 18/24.
         default_factory=lambda: SFTTrainConfig(
-            num_train_epochs=4,
+            num_train_epochs=3,
             learning_rate=2e-3,
             per_device_train_batch_size=8,
             lora=LoraSettings(r=32, alpha=64, target_modules=ALL_LINEAR),
@@ -87,7 +110,9 @@ def run_loop(config: LoopConfig | None = None, *, console: Console | None = None
     work.mkdir(parents=True, exist_ok=True)
     adapters = work / "adapters"
     timings: dict[str, float] = {}
-    prompts = CowestPrompts()
+    prompts = CowestPrompts(weak_system=config.weak_system, weak_user="Question: {question}").with_format(
+        config.answer_format
+    )
     train_q = load_questions(config.data_dir / "train_questions.jsonl")[: config.limit]
     test_q = load_questions(config.data_dir / "test_questions.jsonl")[: config.limit]
 
@@ -95,18 +120,42 @@ def run_loop(config: LoopConfig | None = None, *, console: Console | None = None
     t = time.perf_counter()
     sft_dir = _adapter(adapters, "sft")
     if sft_dir is None:
-        sft_dir = train_sft(config.data_dir / "sft.jsonl", output_dir=adapters, config=config.sft).adapter_dir
+        sft_dir = train_sft(
+            config.data_dir / "sft.jsonl", output_dir=adapters, config=config.sft, prompts=prompts
+        ).adapter_dir
     console.print(f"SFT adapter: {sft_dir}")
     timings["sft_s"] = time.perf_counter() - t
+    with open_strong_model(config.strong, max_tokens=config.strong_max_new_tokens) as strong:
+        return _with_strong(config, console, strong, sft_dir, prompts, timings, train_q, test_q)
 
-    console.rule("[bold]2. collect traces (k drafts, strong refines, strong alone)")
+
+def _with_strong(
+    config: LoopConfig,
+    console: Console,
+    strong: Any,
+    sft_dir: Path,
+    prompts: CowestPrompts,
+    timings: dict[str, float],
+    train_q: list[Any],
+    test_q: list[Any],
+) -> dict[str, Any]:
+    work = Path(config.workdir)
+    adapters = work / "adapters"
+    strong_name = getattr(strong, "model_name", None) or getattr(strong, "model_id", type(strong).__name__)
+    console.rule(f"[bold]2. collect traces (k drafts, {strong_name} refines, strong alone)")
     t = time.perf_counter()
     weak = load_weak_model(
         adapter=sft_dir, max_new_tokens=config.weak_max_new_tokens, temperature=config.weak_temperature
     )
-    strong = load_weak_model(max_new_tokens=config.strong_max_new_tokens, temperature=0.0)
+    # Strong answers are greedy, so identical drafts (frequent: the SFT weak model is confident)
+    # share one strong call during collection (LangChain's in-memory model cache).
     collect_graph = create_cowest_graph(
-        weak, strong, scorer=contains_match, num_drafts=config.num_drafts, measure_influence=True
+        weak,
+        strong.model_copy(update={"cache": InMemoryCache()}),
+        scorer=answer_match,
+        num_drafts=config.num_drafts,
+        measure_influence=True,
+        prompts=prompts,
     ).compile()
     tracer = CowestTracer(f"sqlite:///{work / 'traces.db'}", metadata={"phase": "collect"})
     report = asyncio.run(acollect(collect_graph, train_q, tracer, concurrency=config.concurrency))
@@ -129,40 +178,71 @@ def run_loop(config: LoopConfig | None = None, *, console: Console | None = None
 
     console.rule("[bold]5. evaluate on held-out questions")
     t = time.perf_counter()
-    conditions = asyncio.run(_evaluate(config, weak, strong, dpo_dir, test_q, prompts))
+    conditions = asyncio.run(_evaluate(config, weak, strong, sft_dir, dpo_dir, test_q, prompts))
     timings["evaluate_s"] = time.perf_counter() - t
+    by_name = {c.name: c for c in conditions}
+    paired = [
+        paired_difference(by_name["strong alone"], by_name["CoWest (SFT weak)"]),
+        paired_difference(by_name["CoWest (SFT weak)"], by_name["CoWest aligned (DPO weak)"]),
+    ]
     results = {
         "domain": str(config.data_dir),
+        "strong_model": str(strong_name),
+        "weak_model": weak.model_id,
         "n_test": len(test_q),
         "n_train_questions": len(train_q),
         "pairs": pairs.report.as_dict(),
         "adapters": {"sft": str(sft_dir), "dpo": str(dpo_dir)},
         "conditions": [c.summary() for c in conditions],
+        "paired": paired,
+        "per_question": [
+            {
+                "id": e.id,
+                "reference": e.reference,
+                **{c.name: {"correct": c.correct[i], "answer": c.answers[i]} for c in conditions},
+                "drafts": {c.name: c.drafts[i] for c in conditions if c.drafts},
+            }
+            for i, e in enumerate(test_q)
+        ],
         "timings": timings,
         "config": json.loads(json.dumps(asdict(config), default=str)),
-        "note": "offline: the strong model is the general SmolLM2-135M-Instruct stand-in; these numbers "
-        "measure the mechanism with small models, not the quality of a real strong model",
     }
     (work / "results.json").write_text(json.dumps(results, indent=2))
     print_results(conditions, console, title=f"held-out questions (n={len(test_q)})")
+    print_paired(paired, console)
     chart = plot_results(conditions, work / "results.png", title="CoWest loop on the demo domain")
     console.print(f"results: {work / 'results.json'}" + (f", chart: {chart}" if chart else ""))
     return results
 
 
 async def _evaluate(
-    config: LoopConfig, weak: Any, strong: Any, dpo_dir: Path, test_q: list[Any], prompts: CowestPrompts
+    config: LoopConfig,
+    weak: Any,
+    strong: Any,
+    sft_dir: Path,
+    dpo_dir: Path,
+    test_q: list[Any],
+    prompts: CowestPrompts,
 ) -> list[ConditionResult]:
-    greedy_weak = weak.model_copy(update={"temperature": 0.0})
-    aligned = load_weak_model(adapter=dpo_dir, max_new_tokens=config.weak_max_new_tokens, temperature=0.0)
-    conditions = [
-        await evaluate_model_alone("weak alone (SFT)", greedy_weak, test_q, messages=prompts.weak_messages),
-        await evaluate_model_alone("strong alone", strong, test_q, counts_as_strong=True),
-    ]
-    for name, drafter in (("CoWest (SFT weak)", greedy_weak), ("CoWest aligned (DPO weak)", aligned)):
-        graph = create_cowest_graph(drafter, strong, scorer=contains_match, num_drafts=1).compile()
-        conditions.append(await evaluate_graph(name, graph, test_q, concurrency=config.concurrency))
-    return conditions
+    """Strong alone, CoWest with the SFT and with the DPO weak model (one greedy draft each), and
+    weak alone: the SFT model's greedy drafts scored as its own answers (the same prompt and tokens
+    as a separate weak-alone pass would give)."""
+    greedy = {"max_new_tokens": config.weak_max_new_tokens, "temperature": 0.0}
+    strong_alone = await evaluate_model_alone(
+        "strong alone", strong, test_q, judge=answer_judge, prompts=prompts, counts_as_strong=True
+    )
+    graphs = []
+    for name, adapter in (("CoWest (SFT weak)", sft_dir), ("CoWest aligned (DPO weak)", dpo_dir)):
+        weak.load_adapter(adapter)
+        drafter = weak.model_copy(update=greedy)
+        graph = create_cowest_graph(
+            drafter, strong, scorer=answer_match, num_drafts=1, prompts=prompts
+        ).compile()
+        graphs.append(
+            await evaluate_graph(name, graph, test_q, judge=answer_judge, concurrency=config.concurrency)
+        )
+    weak_alone = drafts_as_answers("weak alone (SFT)", graphs[0], test_q, judge=answer_judge)
+    return [weak_alone, strong_alone, *graphs]
 
 
 def print_results(conditions: list[ConditionResult], console: Console, *, title: str) -> None:
@@ -187,6 +267,23 @@ def print_results(conditions: list[ConditionResult], console: Console, *, title:
             f"{c.strong_calls_per_q:.2f}",
             f"{c.strong_tokens_per_q:.0f}",
             f"{c.wall_s:.1f}",
+        )
+    console.print(table)
+
+
+def print_paired(paired: list[dict[str, Any]], console: Console) -> None:
+    """Print paired differences (bootstrap interval, McNemar's exact p)."""
+    table = Table(title="paired differences (same questions)")
+    for col in ("comparison", "diff", "95% CI", "only 2nd", "only 1st", "McNemar p"):
+        table.add_column(col)
+    for p in paired:
+        table.add_row(
+            f"{p['second']} - {p['first']}",
+            f"{p['difference']:+.3f}",
+            f"[{p['ci_low']:+.3f}, {p['ci_high']:+.3f}]",
+            str(p["second_only"]),
+            str(p["first_only"]),
+            f"{p['mcnemar_p']:.3f}",
         )
     console.print(table)
 

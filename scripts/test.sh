@@ -2,7 +2,7 @@
 # README command 2: set up (idempotent) and run the whole test suite offline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --with-llama-server
+bash scripts/setup.sh --with-strong
 export HF_HUB_OFFLINE=1
 # A throwaway PostgreSQL server on loopback for the trace-store tests (when it can be installed).
 if [ -z "${COWEST_TEST_POSTGRES_URL:-}" ]; then
