@@ -147,13 +147,23 @@ def answer_match(question: str, answer: str, reference: str | None) -> float:
     return contains_match(question, final, ref)
 
 
+def _label_list_pattern(alternatives: str, flags: int) -> re.Pattern[str]:
+    """Two or more labels joined only by list separators: "'A', 'B', 'C' or 'D'", "yes or no"."""
+    label = r"['\"(]?(?:" + alternatives + r")['\")]?"
+    sep = r"\s*(?:,|/|\bor\b|\band\b)\s*(?:or\s+)?"
+    return re.compile(r"(?<![A-Za-z0-9])" + label + r"(?:" + sep + label + r")+(?![A-Za-z0-9])", flags)
+
+
 def extract_label(text: str, labels: Sequence[str]) -> str | None:
     """The label an answer commits to, or None when it names none (an unparseable answer).
 
-    With `Answer:` markers, the label right after the last marker counts, unless the markers are
-    followed by different labels (an answer that echoes "Answer: yes or Answer: no" commits to
-    nothing: None). Without markers, the first label named as a whole word counts. Matching is
-    case-insensitive; the label is returned as spelled in `labels`.
+    An echoed instruction that lists labels ("End with 'Answer: A', 'B', 'C' or 'D'.", "yes or
+    no") is no answer and is ignored. With `Answer:` markers, the label right after the last marker
+    counts, unless the markers are followed by different labels (None). Without a marker, a word
+    label counts when the reply opens or ends with it; a single-letter label (A-D) counts only as a
+    capital after a marker, in parentheses, or alone on a line ("B", "B)", "B."), so the article
+    "a" is never choice A. Word labels match case-insensitively; the label is returned as spelled
+    in `labels`.
 
     Example:
         >>> extract_label("Reasoning... Answer: (B) because", ["A", "B", "C", "D"])
@@ -162,25 +172,44 @@ def extract_label(text: str, labels: Sequence[str]) -> str | None:
         'yes'
         >>> extract_label("Reply 'Answer: yes' or 'Answer: no'.", ["yes", "no", "maybe"]) is None
         True
+        >>> extract_label("I have no idea, it is a guess.", ["A", "B", "C", "D"]) is None
+        True
     """
     if not text:
         return None
+    letters = all(len(lab) == 1 for lab in labels)
+    flags = 0 if letters else re.IGNORECASE
     alternatives = "|".join(re.escape(lab) for lab in labels)
-    pattern = re.compile(r"(?<![A-Za-z0-9])(" + alternatives + r")(?![A-Za-z0-9])", re.IGNORECASE)
     by_lower = {lab.lower(): lab for lab in labels}
+    text = _label_list_pattern(alternatives, flags).sub(" ", text)
     markers = list(re.finditer(r"answer\s*(?:is)?\s*[:\-]?", text, re.IGNORECASE))
-    if markers:
-        following = re.compile(r"\W{0,3}(" + alternatives + r")(?![A-Za-z0-9])", re.IGNORECASE)
-        committed = [m.group(1).lower() for mk in markers if (m := following.match(text, mk.end()))]
-        if len(set(committed)) > 1:
+    following = re.compile(r"[^\w\n]{0,3}(" + alternatives + r")(?![A-Za-z0-9])", flags)
+    committed = [m.group(1).lower() for mk in markers if (m := following.match(text, mk.end()))]
+    if len(set(committed)) > 1:
+        return None
+    if committed:
+        return by_lower[committed[-1]]
+    if letters:
+        standalone = re.compile(
+            r"\(\s*(?i:(" + alternatives + r"))\s*\)|^[^\w\n]*(" + alternatives + r")[^\w\n]*$|"
+            r"^\s*(" + alternatives + r")[.)]\s",
+            re.MULTILINE,
+        )
+        tail = text[markers[-1].end() :] if markers else text
+        found = {next(g for g in m.groups() if g).lower() for m in standalone.finditer(tail)}
+        if not markers and not found:
             return None
-        if committed:
-            return by_lower[committed[-1]]
-        found = pattern.search(text[markers[-1].end() :])
-        if found:
-            return by_lower[found.group(1).lower()]
-    found = pattern.search(text)
-    return by_lower[found.group(1).lower()] if found else None
+        return by_lower[found.pop()] if len(found) == 1 else None
+    word = re.compile(r"(?<![A-Za-z0-9])(" + alternatives + r")(?![A-Za-z0-9])", flags)
+    if markers:
+        found_after = word.search(text[markers[-1].end() :])
+        if found_after:
+            return by_lower[found_after.group(1).lower()]
+    words = re.findall(r"[A-Za-z0-9]+", text)
+    for candidate in (words[:1], words[-1:]):
+        if candidate and candidate[0].lower() in by_lower:
+            return by_lower[candidate[0].lower()]
+    return None
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,11 @@ answers are scored afterwards against the reference.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -160,6 +161,16 @@ def label_judge(labels: Sequence[str]) -> Judge:
     return judge
 
 
+@contextlib.contextmanager
+def _progress(label: str, total: int, enabled: bool) -> Iterator[Callable[[], None]]:
+    """A rich progress bar (when `enabled`) and the function that advances it by one."""
+    from rich.progress import Progress
+
+    with Progress(disable=not enabled) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda: bar.advance(task)
+
+
 def _result(
     name: str,
     examples: Sequence[Example],
@@ -207,6 +218,8 @@ async def evaluate_model_alone(
     prompts: CowestPrompts | None = None,
     messages: Callable[[str], list[Any]] | None = None,
     counts_as_strong: bool = False,
+    concurrency: int | None = None,
+    progress: bool = False,
 ) -> ConditionResult:
     """One model answers every question alone (by default the alone prompt, same answer format;
     `messages=prompts.weak_messages` asks the weak model in the format it was trained on).
@@ -217,7 +230,16 @@ async def evaluate_model_alone(
     prompts = prompts or CowestPrompts()
     start = time.perf_counter()
     build = messages or prompts.alone_messages
-    replies = await model.abatch([build(e.question) for e in examples])
+    gate = asyncio.Semaphore(concurrency or max(1, len(examples)))  # None: all at once
+    with _progress(name, len(examples), progress) as advance:
+
+        async def one(example: Example) -> Any:
+            async with gate:
+                reply = await model.ainvoke(build(example.question))
+                advance()
+                return reply
+
+        replies = await asyncio.gather(*(one(e) for e in examples))
     wall = time.perf_counter() - start
     answers = [r.text for r in replies]
     tokens = sum(((r.usage_metadata or {}).get("total_tokens", 0)) for r in replies)
@@ -235,6 +257,7 @@ async def evaluate_graph(
     concurrency: int = 8,
     context: Any = None,
     tracer: CowestTracer | None = None,
+    progress: bool = False,
 ) -> ConditionResult:
     """The cowest graph answers every question; the reference is withheld from the graph.
 
@@ -250,17 +273,20 @@ async def evaluate_graph(
         gate = asyncio.Semaphore(concurrency)
         start = time.perf_counter()
 
-        async def one(example: Example) -> tuple[str, str]:
+        async def one(example: Example, advance: Callable[[], None]) -> tuple[str, str]:
             async with gate:
                 config: Any = {"callbacks": [tracer], "metadata": {"cowest_example_id": example.id}}
                 try:
                     out = await graph.ainvoke({"question": example.question}, config=config, context=context)
                 except Exception:  # noqa: BLE001 - a failed run answers nothing (counted unparseable)
                     return "", ""
+                finally:
+                    advance()
                 drafts = out.get("drafts") or []
                 return str(out.get("answer") or ""), str(drafts[0]["text"]) if drafts else ""
 
-        outputs = await asyncio.gather(*(one(e) for e in examples))
+        with _progress(name, len(examples), progress) as advance:
+            outputs = await asyncio.gather(*(one(e, advance) for e in examples))
         answers = [a for a, _ in outputs]
         wall = time.perf_counter() - start
         await tracer.aflush()

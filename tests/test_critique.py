@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cowest_graph.critique import (
     JudgeParseError,
@@ -89,3 +91,49 @@ def test_extract_label_refuses_an_answer_that_commits_to_two_labels() -> None:
     assert extract_label("Answer: unacceptable. So, final answer: unacceptable", labels) == "unacceptable"
     assert extract_label("It seems acceptable at first. Answer: unacceptable", labels) == "unacceptable"
     assert extract_label("The answer is - acceptable", labels) == "acceptable"
+
+
+LETTERS = ["A", "B", "C", "D"]
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("I have no idea, it is a guess.", None),  # the article "a" is not choice A
+        ("End with 'Answer: A', 'B', 'C' or 'D'.", None),  # an echoed instruction is no answer
+        ("Answer: a guess would be fine", None),
+        ("Options: (A) rain (B) sun", None),  # two labels in parentheses commit to nothing
+        ("B) because the road is wet", "B"),
+        ("The correct option is (D).", "D"),
+        ("End with 'Answer: A', 'B', 'C' or 'D'.\nAnswer: C", "C"),
+        ("C", "C"),
+    ],
+)
+def test_single_letter_labels_need_a_marker_parentheses_or_a_line_of_their_own(
+    text: str, want: str | None
+) -> None:
+    assert extract_label(text, LETTERS) == want
+
+
+def test_word_labels_are_not_read_out_of_phrases() -> None:
+    labels = ["yes", "no", "maybe"]
+    assert extract_label("I have no idea, it is a guess.", labels) is None  # "no idea" is not "no"
+    assert extract_label("Answer yes or no.", labels) is None
+    assert extract_label("No, the trial found nothing.", labels) == "no"
+    assert extract_label("Answer with yes, no or maybe.\nAnswer: maybe", labels) == "maybe"
+
+
+_FILLER = ["a", "an", "the", "idea", "guess", "is", "it", "I", "have", "data", "not", "no", "yes", "so"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_FILLER), min_size=1, max_size=12))
+def test_generated_text_without_an_answer_commits_to_no_label(words: list[str]) -> None:
+    """Generated replies: lowercase words never name a letter; a word label counts only where the
+    reply opens or closes with it."""
+    text = " ".join(words) + "."
+    assert extract_label(text, LETTERS) is None
+    got = extract_label(text, ["yes", "no", "maybe"])
+    edge = {w for w in (words[0], words[-1]) if w in ("yes", "no")}
+    assert got is None if not edge else got in edge
+    assert extract_label(text, ["acceptable", "unacceptable"]) is None
