@@ -55,7 +55,7 @@ def validate_adapter_dir(path: str | Path, *, base_path: str | Path | None) -> N
     Example:
         >>> validate_adapter_dir("adapters/v0001", base_path=weak.base_path)  # doctest: +SKIP
     """
-    from cowest_graph.models import base_model_fingerprint
+    from cowest_graph.models.files import base_model_fingerprint
 
     path = Path(path)
     if not (path / "adapter_config.json").exists():

@@ -22,8 +22,14 @@ STRONG_HELP = (
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    debug: bool = typer.Option(
+        False, "--debug", help="Show full tracebacks (also: COWEST_DEBUG=1).", envvar="COWEST_DEBUG"
+    ),
+) -> None:
     """CoWest weak-strong collaboration for LangGraph."""
+    if debug:
+        os.environ["COWEST_DEBUG"] = "1"
 
 
 @app.command()
@@ -295,25 +301,19 @@ def _scorer(spec: str):  # noqa: ANN202 - a Scorer or None (the strong model jud
 
 
 def _weak(adapter: str | None, max_new_tokens: int, temperature: float):  # noqa: ANN202 - a WeakModel
-    from cowest_graph.adapters import AdapterError
     from cowest_graph.models import load_weak_model
 
-    try:
-        return load_weak_model(adapter=adapter, max_new_tokens=max_new_tokens, temperature=temperature)
-    except (AdapterError, FileNotFoundError) as exc:
-        _fail(str(exc))
+    # A bad adapter raises AdapterError / FileNotFoundError: `main` prints it as one line.
+    return load_weak_model(adapter=adapter, max_new_tokens=max_new_tokens, temperature=temperature)
 
 
 @contextlib.contextmanager
 def _strong(spec: str, max_tokens: int) -> Iterator[Any]:
     """The strong chat model for the command's duration (a local llama.cpp server for `qwen`)."""
-    from cowest_graph.strong import StrongModelError, open_strong_model
+    from cowest_graph.models.strong import open_strong_model
 
-    try:
-        with open_strong_model(spec, max_tokens=max_tokens) as model:
-            yield model
-    except StrongModelError as exc:
-        _fail(str(exc))
+    with open_strong_model(spec, max_tokens=max_tokens) as model:
+        yield model
 
 
 @app.command("run")
@@ -434,7 +434,7 @@ def serve_strong(
     """Serve the local strong model in the foreground (for Studio / `langgraph dev`) until Ctrl-C."""
     import time
 
-    from cowest_graph.strong import StrongModelError, local_strong
+    from cowest_graph.models.strong import local_strong
 
     try:
         with local_strong(model, port=port, n_ctx=n_ctx, threads=threads) as server:
@@ -449,8 +449,6 @@ def serve_strong(
                 f"the strong-model server exited with status {server.process.returncode} "
                 f"(log: {server.log_path})"
             )
-    except StrongModelError as exc:
-        _fail(str(exc))
     except KeyboardInterrupt:
         console.print("stopped")
 
@@ -471,8 +469,45 @@ def _print_candidates(out: dict) -> None:
     console.print(f"[bold]answer:[/bold] {out['answer']}")
 
 
-def main() -> None:  # pragma: no cover
-    app()
+def _expected_errors() -> list[tuple[type[BaseException], int, str]]:
+    """(error type, exit status, what to do) for the failures a user can act on."""
+    from cowest_graph.adapters import AdapterError
+    from cowest_graph.graph import CowestRunError
+    from cowest_graph.models.strong import StrongModelError
+    from cowest_graph.store import StoreError
+    from cowest_graph.train import TrainingDivergedError
+
+    return [
+        (
+            CowestRunError,
+            3,
+            "the strong model gave no answer: check --strong and that its endpoint is up and accepts the key",
+        ),
+        (StrongModelError, 4, ""),
+        (AdapterError, 5, "give --adapter a directory written by `cowest-graph sft` or `cowest-graph train`"),
+        (StoreError, 6, "check --store (sqlite:///path.db or postgresql://...)"),
+        (TrainingDivergedError, 7, "lower the learning rate or check the data; no adapter was written"),
+        (FileNotFoundError, 2, ""),
+    ]
+
+
+def main() -> None:
+    """The `cowest-graph` entry point: expected failures end in one or two lines on stderr with a
+    distinct exit status (2 bad input, 3 strong model failed, 4 local strong server, 5 adapter,
+    6 trace store, 7 training diverged); `--debug` or `COWEST_DEBUG=1` shows the traceback."""
+    try:
+        app()
+    except Exception as exc:
+        if os.environ.get("COWEST_DEBUG") == "1":
+            raise
+        for kind, status, hint in _expected_errors():
+            if isinstance(exc, kind):
+                text = " ".join(str(exc).split()) or type(exc).__name__
+                typer.echo(f"error: {text[:600]}", err=True)
+                if hint:
+                    typer.echo(f"hint: {hint} (--debug shows the traceback)", err=True)
+                raise SystemExit(status) from None
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

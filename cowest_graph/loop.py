@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.caches import InMemoryCache
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -35,8 +36,8 @@ from cowest_graph.evaluate import (
 from cowest_graph.feedback import build_preference_pairs
 from cowest_graph.graph import create_cowest_graph
 from cowest_graph.models import load_weak_model
+from cowest_graph.models.strong import open_strong_model
 from cowest_graph.prompts import CowestPrompts
-from cowest_graph.strong import open_strong_model
 from cowest_graph.tracing import CowestTracer
 from cowest_graph.train import DPOTrainConfig, LoraSettings, SFTTrainConfig, train_dpo, train_sft
 
@@ -258,18 +259,12 @@ async def _evaluate(
 
 
 def print_results(conditions: list[ConditionResult], console: Console, *, title: str) -> None:
-    """Print the results table."""
-    table = Table(title=title)
-    for col in (
-        "condition",
-        "accuracy",
-        "95% CI",
-        "unparseable",
-        "strong calls/q",
-        "strong tokens/q",
-        "wall s",
-    ):
-        table.add_column(col)
+    """Print the results table (fits 80 columns): accuracy, its 95% bootstrap interval, the
+    unparseable share, strong-model calls and tokens per question, wall time."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("condition", no_wrap=True)
+    for col in ("acc.", "95% CI", "unp.", "calls/q", "tok/q", "wall s"):
+        table.add_column(col, justify="right", no_wrap=True)
     for c in conditions:
         table.add_row(
             c.name,
@@ -278,19 +273,25 @@ def print_results(conditions: list[ConditionResult], console: Console, *, title:
             f"{c.unparseable_rate:.1%}",
             f"{c.strong_calls_per_q:.2f}",
             f"{c.strong_tokens_per_q:.0f}",
-            f"{c.wall_s:.1f}",
+            "-" if c.wall_s != c.wall_s else f"{c.wall_s:.0f}",  # NaN: derived, not timed
         )
     console.print(table)
 
 
 def print_paired(paired: list[dict[str, Any]], console: Console) -> None:
-    """Print paired differences (bootstrap interval, McNemar's exact p)."""
-    table = Table(title="paired differences (same questions)")
-    for col in ("comparison", "diff", "95% CI", "only 2nd", "only 1st", "McNemar p"):
-        table.add_column(col)
+    """Print paired differences on the same questions (bootstrap interval, McNemar's exact p; "2nd"
+    and "1st": questions only that condition got right)."""
+    table = Table(
+        title="paired differences (same questions)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for col in ("second - first", "diff", "95% CI", "2nd", "1st", "McNemar p"):
+        table.add_column(col, no_wrap=True)
     for p in paired:
         table.add_row(
-            f"{p['second']} - {p['first']}",
+            f"{p['second']}\n  - {p['first']}",
             f"{p['difference']:+.3f}",
             f"[{p['ci_low']:+.3f}, {p['ci_high']:+.3f}]",
             str(p["second_only"]),

@@ -31,7 +31,7 @@ _PRELOAD: Future[tuple[Any, Any]] | None = None
 
 def _load_models() -> tuple[Any, Any]:
     from cowest_graph.models import load_weak_model
-    from cowest_graph.strong import resolve_chat_model
+    from cowest_graph.models.strong import resolve_chat_model
 
     tokens = int(os.environ.get("COWEST_MAX_NEW_TOKENS", "64"))
     weak = load_weak_model(

