@@ -12,6 +12,13 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 RESULTS = Path(__file__).parent / "results"
+_START = time.perf_counter()
+
+
+def step(message: str) -> None:
+    """A progress line with the time since the benchmark started (long runs show what they do)."""
+    elapsed = time.perf_counter() - _START
+    print(f"[{int(elapsed // 60):02d}:{int(elapsed % 60):02d}] {message}", flush=True)
 
 
 def machine() -> dict[str, Any]:

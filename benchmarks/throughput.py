@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import RESULTS, print_table, save
+from benchmarks.common import RESULTS, print_table, save, step
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -51,6 +51,7 @@ def main() -> None:
     from cowest_graph.tracing import CowestTracer
 
     n_tok = args.tokens
+    step("loading the weak model")
     weak = load_weak_model(max_new_tokens=n_tok, min_new_tokens=n_tok, temperature=0.8)
     prompts = CowestPrompts()
     questions = [f"Question {i}: what should a new employee know about rule {i}?" for i in range(16)]
@@ -77,7 +78,8 @@ def main() -> None:
     # 1-2: k drafts vs 1 draft, weak node vs raw generate.
     # Interleaved: each repeat times all four once, so machine drift hits them alike.
     samples: dict[str, list[float]] = {"raw_1": [], "raw_k": [], "node_1": [], "node_k": []}
-    for _ in range(args.repeats):
+    for i in range(args.repeats):
+        step(f"k drafts vs 1, node vs raw generate: repeat {i + 1}/{args.repeats}")
         samples["raw_1"].append(timed(lambda: raw(rendered[:1], 1), 1))
         samples["node_1"].append(timed(lambda: weak.generate([prompts.weak_messages(questions[0])], n=1), 1))
         samples["raw_k"].append(timed(lambda: raw(rendered[:1], args.k), 1))
@@ -110,13 +112,16 @@ def main() -> None:
 
         await asyncio.gather(*(one(q) for q in questions))
 
+    step("16 sequential graph runs")
     seq = timed(sequential, 1)
     per_c = {}
     for c in (1, 2, 4, 8):
+        step(f"16 graph runs, {c} at a time")
         per_c[c] = timed(lambda c=c: asyncio.run(concurrent(c)), max(1, args.repeats - 1))
     # The headline pair, interleaved: 16 concurrent runs and a raw batched generate of the same prompts.
     conc_16, raw_16s = [], []
-    for _ in range(args.repeats):
+    for i in range(args.repeats):
+        step(f"16 concurrent runs vs raw batched generate: repeat {i + 1}/{args.repeats}")
         conc_16.append(timed(lambda: asyncio.run(concurrent(16)), 1))
         raw_16s.append(timed(lambda: raw(rendered, 1), 1))
     per_c[16], raw_16 = statistics.median(conc_16), statistics.median(raw_16s)
@@ -133,6 +138,7 @@ def main() -> None:
     rows.append({"measure": "raw batched 16 / raw one-by-one 16 (drafts/s)", "ratio": 16 * raw_1 / raw_16})
 
     # 4: graph overhead: wall time vs time inside model calls, from the traces.
+    step("graph overhead and tracing overhead")
     tracer = CowestTracer(f"sqlite:///{RESULTS}/.throughput-traces.db")
     start = time.perf_counter()
     for q in questions[:6]:

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import print_table, save
+from benchmarks.common import print_table, save, step
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -114,11 +114,13 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     strong = ScriptedChatModel(respond=lambda m: "an answer built on the draft")
     scripted_weak = FakeListChatModel(responses=["a scripted draft"] * 10)
+    step("tracing overhead with scripted models")
     rows = [
         overhead(
             "scripted weak + scripted strong", scripted_weak, strong, args.runs, f"sqlite:///{tmp}/o1.db"
         )
     ]
+    step("tracing overhead with the real weak model")
     real_weak = load_weak_model(max_new_tokens=16, temperature=0.7)
     rows.append(
         overhead(
@@ -132,6 +134,7 @@ def main() -> None:
     )
     print_table("Tracing overhead (traced / untraced, median of interleaved batches)", rows)
 
+    step("trace store writes")
     writes = [write_throughput(f"sqlite:///{tmp}/w.db", "sqlite", 300)]
     if args.postgres:
         writes.append(write_throughput(args.postgres, "postgresql", 300))

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import print_table, save
+from benchmarks.common import print_table, save, step
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -157,6 +157,7 @@ def main() -> None:
         for i in range(args.repeats):
             order = ["cowest", "plain_trl"] if i % 2 == 0 else ["plain_trl", "cowest"]
             for variant in order:
+                step(f"{kind}: {variant}, repeat {i + 1}/{args.repeats}")
                 results[variant].append(run_worker(kind, variant, data, args.steps, args.batch, args.model))
         ours = statistics.median(r["samples_per_s"] for r in results["cowest"])
         plain = statistics.median(r["samples_per_s"] for r in results["plain_trl"])
