@@ -301,10 +301,17 @@ def _scorer(spec: str):  # noqa: ANN202 - a Scorer or None (the strong model jud
 
 
 def _weak(adapter: str | None, max_new_tokens: int, temperature: float):  # noqa: ANN202 - a WeakModel
+    from transformers.utils import logging as hf_logging
+
     from cowest_graph.models import load_weak_model
 
-    # A bad adapter raises AdapterError / FileNotFoundError: `main` prints it as one line.
-    return load_weak_model(adapter=adapter, max_new_tokens=max_new_tokens, temperature=temperature)
+    # A bad adapter raises AdapterError / FileNotFoundError: `main` prints it as one line. The
+    # one-second "Loading weights" bar of the 135M model is noise on a command's stderr.
+    hf_logging.disable_progress_bar()
+    try:
+        return load_weak_model(adapter=adapter, max_new_tokens=max_new_tokens, temperature=temperature)
+    finally:
+        hf_logging.enable_progress_bar()
 
 
 @contextlib.contextmanager

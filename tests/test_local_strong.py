@@ -22,7 +22,7 @@ import pytest
 from servers import free_port
 
 from cowest_graph.models.files import QWEN_NAME, StrongModelError, join_parts, strong_model_path
-from cowest_graph.models.strong import local_strong
+from cowest_graph.models.strong import _port_is_free, local_strong
 
 pytestmark = pytest.mark.slow
 
@@ -68,8 +68,7 @@ def test_serves_answers_and_stops_on_exit() -> None:
         pid = server.process.pid
         port = int(server.base_url.rsplit(":", 1)[1].split("/")[0])
     assert _wait_gone(pid, 5)
-    with socket.socket() as s:  # the port is free again
-        s.bind(("127.0.0.1", port))
+    assert _port_is_free(port), "nothing listens on the port any more"
 
 
 async def test_async_context_manager() -> None:
@@ -158,8 +157,7 @@ def test_serve_strong_cli_prints_the_settings_and_stops_on_ctrl_c() -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", port))
+    assert _port_is_free(port)
 
 
 def _wheel(path: Path, n: int, data: bytes) -> Path:

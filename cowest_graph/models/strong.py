@@ -40,7 +40,10 @@ from cowest_graph.models.hf import load_weak_model
 
 
 def _port_is_free(port: int) -> bool:
+    """Whether a server could listen on the loopback port now (a port in TIME_WAIT counts as free,
+    as it does for the server, which binds with SO_REUSEADDR)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
