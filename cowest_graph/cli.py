@@ -291,12 +291,13 @@ def _scorer(spec: str):  # noqa: ANN202 - a Scorer or None (the strong model jud
         return critique.label_match([x.strip() for x in spec[6:].split(",") if x.strip()])
     named = {
         "contains": critique.contains_match,
+        "answer": critique.answer_match,
         "exact": critique.exact_match,
         "f1": critique.token_f1,
         "choice": critique.choice_match,
     }
     if spec not in named:
-        _fail(f"unknown scorer {spec!r}: use contains, exact, f1, choice, label:A,B,... or judge")
+        _fail(f"unknown scorer {spec!r}: use contains, answer, exact, f1, choice, label:A,B,... or judge")
     return named[spec]
 
 
@@ -330,7 +331,9 @@ def run_cmd(
     drafts: int = typer.Option(4, "--drafts", "-k", help="Weak drafts per question."),
     strong: str = typer.Option("local", help=STRONG_HELP),
     adapter: str | None = typer.Option(None, help="LoRA adapter directory for the weak model."),
-    scorer: str = typer.Option("contains", help="contains | exact | f1 | choice | label:A,B | judge"),
+    scorer: str = typer.Option(
+        "contains", help="contains | answer (final Answer: line) | exact | f1 | choice | label:A,B | judge"
+    ),
     measure_influence: bool = typer.Option(True, help="Also run strong alone (the Delta baseline)."),
     concurrency: int = typer.Option(4, help="Runs in flight at once."),
     max_new_tokens: int = typer.Option(48, help="Tokens per weak draft (and local strong answer)."),
@@ -369,6 +372,10 @@ def eval_cmd(
     adapter: str | None = typer.Option(None, help="LoRA adapter directory for the weak model."),
     strong: str = typer.Option("local", help=STRONG_HELP),
     labels: str | None = typer.Option(None, help="Comma-separated labels for a classification task."),
+    scorer: str = typer.Option(
+        "contains", help="contains (reference in the reply) | answer (final Answer: line)"
+    ),
+    answer_format: str = typer.Option("", help="Answer-format instruction appended to every prompt."),
     max_new_tokens: int = typer.Option(48),
     out: str | None = typer.Option(None, help="Write the results as JSON here."),
 ) -> None:
@@ -378,7 +385,13 @@ def eval_cmd(
 
     from cowest_graph import create_cowest_graph
     from cowest_graph.data import load_questions
-    from cowest_graph.evaluate import evaluate_graph, evaluate_model_alone, keyword_judge, label_judge
+    from cowest_graph.evaluate import (
+        answer_judge,
+        evaluate_graph,
+        evaluate_model_alone,
+        keyword_judge,
+        label_judge,
+    )
     from cowest_graph.loop import print_results
     from cowest_graph.prompts import CowestPrompts
 
@@ -387,20 +400,23 @@ def eval_cmd(
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     label_list = [x.strip() for x in labels.split(",")] if labels else None
-    judge = label_judge(label_list) if label_list else keyword_judge
+    if scorer not in ("contains", "answer"):
+        _fail(f"unknown scorer {scorer!r}: use contains or answer")
+    judge = label_judge(label_list) if label_list else answer_judge if scorer == "answer" else keyword_judge
     weak = _weak(adapter, max_new_tokens, 0.0)
-    prompts = CowestPrompts()
+    prompts = CowestPrompts().with_format(answer_format)
+    common: dict[str, Any] = {"judge": judge, "labels": label_list, "progress": True}
 
     async def go(strong_model: Any) -> list[Any]:
-        graph = create_cowest_graph(weak, strong_model, scorer=_scorer("contains")).compile()
+        graph = create_cowest_graph(weak, strong_model, scorer=_scorer(scorer), prompts=prompts).compile()
         return [
             await evaluate_model_alone(
-                "weak alone", weak, examples, judge=judge, labels=label_list, messages=prompts.weak_messages
+                "weak alone", weak, examples, messages=prompts.weak_messages, **common
             ),
             await evaluate_model_alone(
-                "strong alone", strong_model, examples, judge=judge, labels=label_list, counts_as_strong=True
+                "strong alone", strong_model, examples, prompts=prompts, counts_as_strong=True, **common
             ),
-            await evaluate_graph("CoWest", graph, examples, judge=judge, labels=label_list),
+            await evaluate_graph("CoWest", graph, examples, **common),
         ]
 
     with _strong(strong, max_new_tokens) as strong_model:
