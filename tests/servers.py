@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from cowest_graph.models.strong import stop_process
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -50,9 +52,4 @@ def serve(
                 time.sleep(0.5)
             yield proc
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)

@@ -191,7 +191,7 @@ class local_strong:  # noqa: N801 - used like a function: `with local_strong() a
         try:
             self._wait_ready(server)
         except BaseException:
-            _stop(server.process)
+            stop_process(server.process)
             raise
         self.server = server
         return server
@@ -253,7 +253,7 @@ class local_strong:  # noqa: N801 - used like a function: `with local_strong() a
     def stop(self) -> None:
         """Stop the server (what `with` does on exit); safe to call twice."""
         if self.server is not None:
-            _stop(self.server.process)
+            stop_process(self.server.process)
             self.server = None
 
     def __enter__(self) -> LocalStrong:
@@ -273,7 +273,7 @@ class local_strong:  # noqa: N801 - used like a function: `with local_strong() a
         try:
             await asyncio.to_thread(self._wait_ready, server)
         except BaseException:
-            _stop(server.process)
+            stop_process(server.process)
             raise
         self.server = server
         return server
@@ -284,11 +284,16 @@ class local_strong:  # noqa: N801 - used like a function: `with local_strong() a
         self.stop()
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_process(proc: subprocess.Popen[bytes], *, grace_s: float = 20.0) -> None:
+    """Stop a server process: SIGTERM, then SIGKILL if it has not exited after `grace_s` seconds.
+
+    Example:
+        >>> stop_process(subprocess.Popen(["sleep", "60"]))
+    """
     if proc.poll() is None:
         proc.terminate()
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
