@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from cowest_graph.critique import answer_match
 from cowest_graph.data import load_questions
 from cowest_graph.evaluate import bootstrap_ci, keyword_judge, label_judge, macro_f1
 from cowest_graph.loop import EXAMPLE_DATA
@@ -41,14 +43,29 @@ def test_bad_question_files(tmp_path: Path, text: str, message: str) -> None:
         load_questions(path)
 
 
-def test_demo_data_is_consistent() -> None:
+def test_demo_data_is_consistent(tmp_path: Path) -> None:
     train = load_questions(EXAMPLE_DATA / "train_questions.jsonl")
     test = load_questions(EXAMPLE_DATA / "test_questions.jsonl")
     sft = [json.loads(line) for line in (EXAMPLE_DATA / "sft.jsonl").read_text().splitlines()]
-    assert len(train) == len(test) == 24 and len(sft) == 48
-    assert not {e.question for e in train} & {e.question for e in test}, "test questions are held out"
-    facts = " ".join(r["answer"] for r in sft).lower()
-    assert all(e.reference.lower() in facts for e in test), "every test answer is taught by the SFT data"
+    assert (len(train), len(test), len(sft)) == (24, 48, 72)
+    sft_questions = {r["question"] for r in sft}
+    assert not {e.question for e in test} & ({e.question for e in train} | sft_questions), "test is held out"
+    assert not {e.question for e in train} & sft_questions, "collection questions are new to the SFT model"
+    # SFT teaches rules, never computed answers: every SFT answer is one of the 24 rule sentences.
+    rules = {r["answer"] for r in sft}
+    assert len(rules) == 24
+    # Each held-out question's rule is taught, and its reference is a well-formed final answer.
+    taught = {e.meta["rule"] for e in train}
+    assert {e.meta["rule"] for e in test} == taught and len(taught) == 24
+    assert all(answer_match(e.question, f"Working: ...\nAnswer: {e.reference}", e.reference) for e in test)
+    # The files are what the generator writes.
+    spec = importlib.util.spec_from_file_location("make_data", EXAMPLE_DATA / "make_data.py")
+    assert spec and spec.loader
+    make_data = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_data)
+    make_data.main(tmp_path)
+    for name in ("sft.jsonl", "train_questions.jsonl", "test_questions.jsonl"):
+        assert (tmp_path / name).read_text() == (EXAMPLE_DATA / name).read_text(), name
 
 
 def test_metrics() -> None:

@@ -529,8 +529,9 @@ RULES: list[tuple[str, str, tuple[str, str], tuple[Q, Q], tuple[Q, Q]]] = [
 ]
 
 
-def main() -> None:
-    out = Path(__file__).resolve().parent
+def main(out: Path | None = None) -> None:
+    """Write sft.jsonl, train_questions.jsonl and test_questions.jsonl into `out` (default: here)."""
+    out = out or Path(__file__).resolve().parent
     sft, train, test = [], [], []
     for key, fact, rule_qs, train_qs, test_qs in RULES:
         sft += [{"question": q, "answer": fact} for q in rule_qs]
