@@ -35,11 +35,11 @@ def _root(
 @app.command()
 def ask(
     question: str,
-    drafts: int = typer.Option(2, "--drafts", "-k", help="Weak drafts per round."),
+    drafts: int = typer.Option(2, "--drafts", "-k", min=1, help="Weak drafts per round."),
     strong: str = typer.Option("local", help=STRONG_HELP),
     adapter: str | None = typer.Option(None, help="LoRA adapter directory for the weak model."),
     reference: str | None = typer.Option(None, help="Reference answer (token-F1 scorer)."),
-    max_new_tokens: int = typer.Option(96, help="Tokens per weak draft and local answer."),
+    max_new_tokens: int = typer.Option(96, min=1, help="Tokens per weak draft and local answer."),
 ) -> None:
     """Answer one question with the cowest subgraph and show drafts, answers and scores."""
     from cowest_graph import create_cowest_graph, token_f1
@@ -105,7 +105,7 @@ def traces_list(
     min_score: float | None = typer.Option(None, help="Only runs whose best score is at least this."),
     status: str | None = typer.Option(None, help="success | error"),
     since_hours: float | None = typer.Option(None, help="Only runs from the last N hours."),
-    limit: int = typer.Option(50, help="At most this many rows."),
+    limit: int = typer.Option(50, min=1, help="At most this many rows."),
 ) -> None:
     """List recorded runs."""
     import datetime as dt
@@ -170,9 +170,11 @@ def traces_export(
 def pairs(
     out: str = typer.Argument(..., help="Directory to save the pairs (a datasets.DatasetDict)."),
     store: str = STORE_OPTION,
-    min_margin: float = typer.Option(0.1, help="Least influence gap for a pair (scores in [0, 1])."),
-    max_pairs_per_prompt: int = typer.Option(4, help="At most this many pairs per weak prompt."),
-    eval_fraction: float = typer.Option(0.1, help="Share of questions held out for eval."),
+    min_margin: float = typer.Option(
+        0.1, min=0.0, max=1.0, help="Least influence gap for a pair (scores in [0, 1])."
+    ),
+    max_pairs_per_prompt: int = typer.Option(4, min=1, help="At most this many pairs per weak prompt."),
+    eval_fraction: float = typer.Option(0.1, min=0.0, max=0.9, help="Share of questions held out for eval."),
     seed: int = typer.Option(0, help="Seed of the grouped split."),
     adapter: str | None = typer.Option(None, help="Only runs drafted with this adapter version."),
 ) -> None:
@@ -328,15 +330,15 @@ def _strong(spec: str, max_tokens: int) -> Iterator[Any]:
 def run_cmd(
     data: str = typer.Argument(..., help="Questions: .jsonl or .csv with question[, reference, id]."),
     store: str = STORE_OPTION,
-    drafts: int = typer.Option(4, "--drafts", "-k", help="Weak drafts per question."),
+    drafts: int = typer.Option(4, "--drafts", "-k", min=1, help="Weak drafts per question."),
     strong: str = typer.Option("local", help=STRONG_HELP),
     adapter: str | None = typer.Option(None, help="LoRA adapter directory for the weak model."),
     scorer: str = typer.Option(
         "contains", help="contains | answer (final Answer: line) | exact | f1 | choice | label:A,B | judge"
     ),
     measure_influence: bool = typer.Option(True, help="Also run strong alone (the Delta baseline)."),
-    concurrency: int = typer.Option(4, help="Runs in flight at once."),
-    max_new_tokens: int = typer.Option(48, help="Tokens per weak draft (and local strong answer)."),
+    concurrency: int = typer.Option(4, min=1, help="Runs in flight at once."),
+    max_new_tokens: int = typer.Option(48, min=1, help="Tokens per weak draft (and local strong answer)."),
     temperature: float = typer.Option(0.9, help="Weak sampling temperature."),
     resume: bool = typer.Option(True, help="Skip questions that already have a successful trace."),
 ) -> None:
@@ -376,7 +378,7 @@ def eval_cmd(
         "contains", help="contains (reference in the reply) | answer (final Answer: line)"
     ),
     answer_format: str = typer.Option("", help="Answer-format instruction appended to every prompt."),
-    max_new_tokens: int = typer.Option(48),
+    max_new_tokens: int = typer.Option(48, min=1),
     out: str | None = typer.Option(None, help="Write the results as JSON here."),
 ) -> None:
     """Evaluate weak alone, strong alone and CoWest on held-out questions (reference withheld)."""
@@ -450,8 +452,8 @@ def demo(
 @app.command("serve-strong")
 def serve_strong(
     model: str = typer.Option("qwen", help="qwen | smollm2 | a .gguf file"),
-    port: int = typer.Option(8080, help="Loopback port to listen on."),
-    n_ctx: int = typer.Option(4096, help="Context length."),
+    port: int = typer.Option(8080, min=1, max=65535, help="Loopback port to listen on."),
+    n_ctx: int = typer.Option(4096, min=256, help="Context length."),
     threads: int | None = typer.Option(None, help="CPU threads (default: all cores)."),
 ) -> None:
     """Serve the local strong model in the foreground (for Studio / `langgraph dev`) until Ctrl-C."""

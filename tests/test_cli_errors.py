@@ -65,3 +65,19 @@ def test_missing_strong_model_file_is_one_line_and_status_4(tmp_path: Path) -> N
     assert lines == [
         f"error: no model file at {tmp_path / 'absent.gguf'}: give a .gguf file, 'qwen' or 'smollm2'"
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("traces", "list", "--store", "mysql://nowhere/db"), "mysql"),
+        (("run", "/nonexistent/questions.jsonl"), "question file not found: /nonexistent/questions.jsonl"),
+        (("ask", "hi", "-k", "0"), "greater than or equal to 1"),
+        (("pairs", "out", "--eval-fraction", "2"), "eval-fraction"),
+    ],
+)
+def test_bad_input_is_a_short_error_with_status_2(args: tuple[str, ...], needle: str) -> None:
+    out = _cli(*args)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert needle in " ".join(out.stderr.split()), out.stderr
+    assert "Traceback" not in out.stderr and len(_lines(out.stderr)) <= 6
