@@ -1,4 +1,7 @@
-"""The trace store: SQLite (default, embedded) or PostgreSQL (many writers), one schema.
+"""The trace store's contract: the schema and its migrations, filters, summaries, and the
+`TraceStore` base class that each backend (`sqlite.py`, `postgresql.py`) fills in.
+
+The trace store: SQLite (default, embedded) or PostgreSQL (many writers), one schema.
 
 A run is written once, when it finishes, in one transaction: a row in `cowest_runs` (filterable
 columns + the whole record as JSON) and one row per node execution in `cowest_nodes`. The schema
@@ -9,14 +12,11 @@ written by a newer version.
 from __future__ import annotations
 
 import json
-import re
-import sqlite3
 import threading
 import time
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     import datasets
+
+from cowest_graph.store.export import dataset_features, dataset_row
 
 SCHEMA_VERSION = 2
 """The schema version this release writes."""
@@ -400,8 +402,8 @@ class TraceStore(ABC):
         """
         import datasets
 
-        rows = [_dataset_row(r) for r in self.iter_runs(flt, **filters)]
-        return datasets.Dataset.from_list(rows, features=_dataset_features())
+        rows = [dataset_row(r) for r in self.iter_runs(flt, **filters)]
+        return datasets.Dataset.from_list(rows, features=dataset_features())
 
 
 def _decode(run_id: str, data: str) -> dict[str, Any]:
@@ -412,165 +414,3 @@ def _decode(run_id: str, data: str) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise CorruptRecordError(run_id, "not a JSON object")
     return record
-
-
-_CANDIDATE_KEYS = {
-    "id": "string",
-    "round": "int64",
-    "draft": "string",
-    "answer": "string",
-    "score": "float64",
-    "influence": "float64",
-    "error": "string",
-}
-
-
-def _dataset_features() -> Any:
-    import datasets
-
-    candidate = {k: datasets.Value(v) for k, v in _CANDIDATE_KEYS.items()}
-    return datasets.Features(
-        {
-            "run_id": datasets.Value("string"),
-            "thread_id": datasets.Value("string"),
-            "started_at": datasets.Value("float64"),
-            "status": datasets.Value("string"),
-            "question": datasets.Value("string"),
-            "reference": datasets.Value("string"),
-            "answer": datasets.Value("string"),
-            "best_score": datasets.Value("float64"),
-            "weak_model": datasets.Value("string"),
-            "adapter_version": datasets.Value("string"),
-            "strong_model": datasets.Value("string"),
-            "alone_answer": datasets.Value("string"),
-            "alone_score": datasets.Value("float64"),
-            "candidates": datasets.List(candidate),
-        }
-    )
-
-
-def _dataset_row(record: dict[str, Any]) -> dict[str, Any]:
-    alone = record.get("alone") or {}
-    return {
-        "run_id": record.get("run_id"),
-        "thread_id": record.get("thread_id"),
-        "started_at": record.get("started_at"),
-        "status": record.get("status"),
-        "question": record.get("question"),
-        "reference": record.get("reference"),
-        "answer": record.get("answer"),
-        "best_score": record.get("best_score"),
-        "weak_model": record.get("weak_model"),
-        "adapter_version": record.get("adapter_version"),
-        "strong_model": record.get("strong_model"),
-        "alone_answer": alone.get("answer"),
-        "alone_score": alone.get("score"),
-        "candidates": [{k: c.get(k) for k in _CANDIDATE_KEYS} for c in record.get("candidates") or []],
-    }
-
-
-class SQLiteTraceStore(TraceStore):
-    """SQLite in WAL mode: one transaction per finished run, safe for several processes."""
-
-    def __init__(self, url: str, path: Path) -> None:
-        super().__init__(url)
-        self._dialect = _Dialect(param="?", real="REAL")
-        self.path = path
-        if path.parent and not path.parent.exists():
-            raise StoreError(f"cannot open trace store {url}: directory {path.parent} does not exist")
-        try:
-            self._conn = sqlite3.connect(
-                str(path), timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")  # durable against process crashes
-            self._conn.execute("PRAGMA busy_timeout=30000")
-            with self._cursor_ctx(write=True) as cur:
-                self._migrate(cur)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open trace store {url}: {exc}") from exc
-
-    @contextmanager
-    def _cursor_ctx(self, write: bool) -> Iterator[Any]:
-        with self._lock:
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            else:
-                cur.execute("COMMIT")
-            finally:
-                cur.close()
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-
-class PostgresTraceStore(TraceStore):
-    """PostgreSQL via psycopg 3: for many writers (processes, machines) at once."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        self._dialect = _Dialect(param="%s", real="DOUBLE PRECISION")
-        try:
-            import psycopg
-        except ImportError as exc:  # pragma: no cover - psycopg is in the postgres/dev extras
-            raise StoreError(
-                "PostgreSQL trace stores need psycopg: pip install 'cowest-graph[postgres]'"
-            ) from exc
-        self._psycopg = psycopg
-        try:
-            self._conn = psycopg.connect(url, connect_timeout=10)
-        except psycopg.Error as exc:
-            detail = " ".join(str(exc).split())
-            raise StoreError(f"cannot connect to PostgreSQL at {self.display_url}: {detail}") from exc
-        with self._cursor_ctx(write=True) as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(7242023)")  # one migrator at a time
-            self._migrate(cur)
-
-    @contextmanager
-    def _cursor_ctx(self, write: bool) -> Iterator[Any]:
-        with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
-            yield cur
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-
-def open_trace_store(url: str | Path) -> TraceStore:
-    """Open (creating and migrating if needed) a trace store.
-
-    `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, a plain path ending in `.db`,
-    or `postgresql://user:pass@host:port/db`.
-
-    Example:
-        >>> store = open_trace_store("sqlite:///traces.db")
-        >>> store.schema_version()
-        1
-    """
-    url = str(url)
-    if "://" not in url:
-        if url.endswith((".db", ".sqlite", ".sqlite3")):
-            return SQLiteTraceStore(f"sqlite:///{url}", Path(url))
-        raise StoreError(f"trace store URL {url!r} has no scheme: use sqlite:///PATH or postgresql://...")
-    scheme, rest = url.split("://", 1)
-    if scheme == "sqlite":
-        if not rest.startswith("/"):
-            raise StoreError(f"trace store URL {url!r}: write sqlite:///PATH (three slashes)")
-        return SQLiteTraceStore(url, Path(rest[1:]))
-    if scheme in ("postgresql", "postgres"):
-        return PostgresTraceStore(url)
-    raise StoreError(
-        f"unknown trace store scheme {scheme!r} in {re.sub(r':[^:@/]*@', ':***@', url)}: "
-        "use sqlite:///PATH or postgresql://..."
-    )
-
-
-def known_schemes() -> Sequence[str]:
-    """The URL schemes `open_trace_store` understands."""
-    return ("sqlite", "postgresql", "postgres")

@@ -1,0 +1,90 @@
+"""The trace store: SQLite (default, embedded) or PostgreSQL (many writers), one schema.
+
+A run is written once, when it finishes, in one transaction: a row in `cowest_runs` (filterable
+columns + the whole record as JSON) and one row per node execution in `cowest_nodes`. The schema
+is versioned in `cowest_schema`; opening a store applies missing migrations and refuses a store
+written by a newer version.
+
+- `base.py`: schema, migrations, `RunFilter`, `RunSummary`, the `TraceStore` contract;
+- `sqlite.py`, `postgresql.py`: the backends; a new one subclasses `TraceStore` and joins `SCHEMES`;
+- `export.py`: runs as a `datasets.Dataset`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cowest_graph.store.base import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    CorruptRecordError,
+    RunFilter,
+    RunSummary,
+    StoreError,
+    TraceStore,
+)
+from cowest_graph.store.postgresql import PostgresTraceStore
+from cowest_graph.store.sqlite import SQLiteTraceStore
+
+
+def _sqlite(url: str, rest: str) -> TraceStore:
+    if not rest.startswith("/"):
+        raise StoreError(f"trace store URL {url!r}: write sqlite:///PATH (three slashes)")
+    return SQLiteTraceStore(url, Path(rest[1:]))
+
+
+SCHEMES: dict[str, Callable[[str, str], TraceStore]] = {
+    "sqlite": _sqlite,
+    "postgresql": lambda url, rest: PostgresTraceStore(url),
+    "postgres": lambda url, rest: PostgresTraceStore(url),
+}
+"""URL scheme -> `opener(url, rest_after_scheme)`: register a new backend here."""
+
+
+def open_trace_store(url: str | Path) -> TraceStore:
+    """Open (creating and migrating if needed) a trace store.
+
+    `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, a plain path ending in `.db`,
+    or `postgresql://user:pass@host:port/db`.
+
+    Example:
+        >>> store = open_trace_store("sqlite:///traces.db")  # doctest: +SKIP
+        >>> store.schema_version() == SCHEMA_VERSION  # doctest: +SKIP
+        True
+    """
+    url = str(url)
+    if "://" not in url:
+        if url.endswith((".db", ".sqlite", ".sqlite3")):
+            return SQLiteTraceStore(f"sqlite:///{url}", Path(url))
+        raise StoreError(f"trace store URL {url!r} has no scheme: use sqlite:///PATH or postgresql://...")
+    scheme, rest = url.split("://", 1)
+    opener = SCHEMES.get(scheme)
+    if opener is None:
+        raise StoreError(
+            f"unknown trace store scheme {scheme!r} in {re.sub(r':[^:@/]*@', ':***@', url)}: "
+            "use sqlite:///PATH or postgresql://..."
+        )
+    return opener(url, rest)
+
+
+def known_schemes() -> Sequence[str]:
+    """The URL schemes `open_trace_store` understands."""
+    return tuple(SCHEMES)
+
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "SCHEMES",
+    "CorruptRecordError",
+    "PostgresTraceStore",
+    "RunFilter",
+    "RunSummary",
+    "SQLiteTraceStore",
+    "StoreError",
+    "TraceStore",
+    "known_schemes",
+    "open_trace_store",
+]

@@ -1,0 +1,44 @@
+"""PostgreSQL trace store (psycopg 3): for many writers at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    pass
+
+from cowest_graph.store.base import StoreError, TraceStore, _Dialect
+
+
+class PostgresTraceStore(TraceStore):
+    """PostgreSQL via psycopg 3: for many writers (processes, machines) at once."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._dialect = _Dialect(param="%s", real="DOUBLE PRECISION")
+        try:
+            import psycopg
+        except ImportError as exc:  # pragma: no cover - psycopg is in the postgres/dev extras
+            raise StoreError(
+                "PostgreSQL trace stores need psycopg: pip install 'cowest-graph[postgres]'"
+            ) from exc
+        self._psycopg = psycopg
+        try:
+            self._conn = psycopg.connect(url, connect_timeout=10)
+        except psycopg.Error as exc:
+            detail = " ".join(str(exc).split())
+            raise StoreError(f"cannot connect to PostgreSQL at {self.display_url}: {detail}") from exc
+        with self._cursor_ctx(write=True) as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(7242023)")  # one migrator at a time
+            self._migrate(cur)
+
+    @contextmanager
+    def _cursor_ctx(self, write: bool) -> Iterator[Any]:
+        with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
+            yield cur
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
