@@ -1,18 +1,4 @@
-"""`CowestTracer`: a LangChain callback handler that records every cowest run into a TraceStore.
-
-Pass it as `config={"callbacks": [CowestTracer(store)]}` to the subgraph, to a parent graph
-that contains it, or to an agent that calls it as a tool. It finds the cowest nodes by the
-`cowest_node` metadata the subgraph puts on them (and LangGraph's `langgraph_node`,
-`langgraph_checkpoint_ns`, `thread_id`), groups them by subgraph run, and writes one trace per
-run when the run ends, successful or not.
-
-A trace record (a JSON object) holds: `run_id`, `thread_id`, `parent_run_id`, `checkpoint_ns`,
-`started_at`/`ended_at`, `status`, `error`, `question`, `reference`, `answer`, `best_score`,
-`rounds`, `weak_model`, `adapter_version`, `strong_model`, `drafts` (each with the weak prompt as
-messages and as rendered by the chat template, the adapter version and sampling parameters),
-`candidates`, `alone`, and `nodes` (per node execution: inputs, outputs, latency, error, and every
-model call with its exact messages, outputs, model id, tokens, latency and error).
-"""
+"""`CowestTracer`: the LangChain callback handler, and its writer thread (queue, retry, drain at exit)."""
 
 from __future__ import annotations
 
@@ -20,11 +6,9 @@ import asyncio
 import atexit
 import logging
 import queue
-import re
 import threading
 import time
 import weakref
-from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -32,12 +16,21 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
-from cowest_graph.state import upsert_by_id
 from cowest_graph.store import TraceStore, open_trace_store
+from cowest_graph.tracing.record import (
+    PARAM_KEYS,
+    RunTrace,
+    fold_outputs,
+    jsonable,
+    message_dict,
+    node_inputs,
+    role_of,
+    str_or_none,
+    summarise,
+)
+from cowest_graph.tracing.redact import Redactor, scrub_secrets
 
 log = logging.getLogger(__name__)
-
-Redactor = Callable[[dict[str, Any]], dict[str, Any]]
 
 _LIVE_TRACERS: weakref.WeakSet[CowestTracer] = weakref.WeakSet()
 
@@ -47,82 +40,6 @@ def _drain_all_tracers() -> None:
     """On a normal exit, write the traces still queued by any tracer (none is ever dropped)."""
     for tracer in list(_LIVE_TRACERS):
         tracer._drain()
-
-
-_SECRET_KEY = re.compile(r"(api[_-]?key|authorization|secret|password|passwd|bearer|cookie)", re.I)
-_SECRET_VALUE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{12,}|Bearer\s+[A-Za-z0-9._\-]{12,})")
-REDACTED = "[REDACTED]"
-
-
-def scrub_secrets(value: Any) -> Any:
-    """Replace secrets (API keys, authorization headers, passwords) anywhere in a record.
-
-    Keys that name a secret get `[REDACTED]`; strings that look like `sk-...` keys or bearer
-    tokens are masked wherever they appear.
-
-    Example:
-        >>> scrub_secrets({"api_key": "abc", "note": "key sk-abcdefghijklmnop"})
-        {'api_key': '[REDACTED]', 'note': 'key [REDACTED]'}
-    """
-    if isinstance(value, dict):
-        return {
-            k: (
-                REDACTED
-                if isinstance(k, str) and _SECRET_KEY.search(k) and v is not None
-                else scrub_secrets(v)
-            )
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [scrub_secrets(v) for v in value]
-    if isinstance(value, str):
-        return _SECRET_VALUE.sub(REDACTED, value)
-    return value
-
-
-def _message_dict(message: BaseMessage) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": message.type, "content": message.content}
-    if message.name:
-        out["name"] = message.name
-    return out
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, BaseMessage):
-        return _message_dict(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items() if k != "__pregel_runtime"}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "value") and type(value).__name__ == "Overwrite":
-        return _jsonable(value.value)
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return repr(value)
-
-
-class _Trace:
-    def __init__(self, run_id: str, parent_run_id: str | None, metadata: dict[str, Any]) -> None:
-        self.record: dict[str, Any] = {
-            "run_id": run_id,
-            "parent_run_id": parent_run_id,
-            "thread_id": _str_or_none(metadata.get("thread_id")),
-            "example_id": _str_or_none(metadata.get("cowest_example_id")),
-            # The node's own namespace segment is the last one; the rest locates the subgraph.
-            "checkpoint_ns": "|".join(str(metadata.get("langgraph_checkpoint_ns", "")).split("|")[:-1])
-            or None,
-            "started_at": time.time(),
-            "status": "running",
-            "nodes": [],
-            "drafts": [],
-            "candidates": [],
-            "alone": None,
-        }
-        self.nodes: dict[str, dict[str, Any]] = {}
-
-
-def _str_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 class CowestTracer(BaseCallbackHandler):
@@ -155,8 +72,8 @@ class CowestTracer(BaseCallbackHandler):
         self.metadata = dict(metadata or {})
         self._lock = threading.RLock()
         self._parent: dict[str, str | None] = {}
-        self._owner: dict[str, tuple[_Trace, dict[str, Any]]] = {}  # run -> (trace, node)
-        self._traces: dict[str, _Trace] = {}
+        self._owner: dict[str, tuple[RunTrace, dict[str, Any]]] = {}  # run -> (trace, node)
+        self._traces: dict[str, RunTrace] = {}
         self._calls: dict[str, dict[str, Any]] = {}
         self._unsaved: list[dict[str, Any]] = []
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -176,7 +93,7 @@ class CowestTracer(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        rid, pid = str(run_id), _str_or_none(parent_run_id)
+        rid, pid = str(run_id), str_or_none(parent_run_id)
         metadata = metadata or {}
         with self._lock:
             self._parent[rid] = pid
@@ -189,13 +106,13 @@ class CowestTracer(BaseCallbackHandler):
             trace = self._traces.get(pid)
             if trace is None:
                 grand = self._parent.get(pid)
-                trace = self._traces[pid] = _Trace(pid, grand, metadata)
+                trace = self._traces[pid] = RunTrace(pid, grand, metadata)
             node = {
                 "node": node_name,
                 "run_id": rid,
                 "step": metadata.get("langgraph_step"),
                 "started_at": time.time(),
-                "inputs": _node_inputs(node_name, inputs),
+                "inputs": node_inputs(node_name, inputs),
                 "calls": [],
             }
             if node_name == "prepare" and isinstance(inputs, dict):
@@ -220,8 +137,8 @@ class CowestTracer(BaseCallbackHandler):
                 if error is not None:
                     node["error"] = f"{type(error).__name__}: {error}"
                 else:
-                    node["outputs"] = _jsonable(outputs)
-                    _fold_outputs(trace.record, node)
+                    node["outputs"] = jsonable(outputs)
+                    fold_outputs(trace.record, node)
                 return
             trace = self._traces.pop(rid, None)
         if trace is not None:
@@ -239,7 +156,7 @@ class CowestTracer(BaseCallbackHandler):
         invocation_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        rid, pid = str(run_id), _str_or_none(parent_run_id)
+        rid, pid = str(run_id), str_or_none(parent_run_id)
         with self._lock:
             owned = self._owner.get(pid) if pid else None
             if owned is None:
@@ -249,15 +166,15 @@ class CowestTracer(BaseCallbackHandler):
             params = invocation_params or {}
             call = {
                 "run_id": rid,
-                "role": _role(node["node"], metadata.get("cowest_item")),
+                "role": role_of(node["node"], metadata.get("cowest_item")),
                 "item": metadata.get("cowest_item"),
-                "messages": [_message_dict(m) for m in messages[0]] if messages else [],
+                "messages": [message_dict(m) for m in messages[0]] if messages else [],
                 "model": metadata.get("ls_model_name")
                 or params.get("model_name")
                 or params.get("model")
                 or params.get("model_id")
                 or (serialized or {}).get("name"),
-                "params": {k: v for k, v in params.items() if k in _PARAM_KEYS},
+                "params": {k: v for k, v in params.items() if k in PARAM_KEYS},
                 "started_at": time.time(),
             }
             node["calls"].append(call)
@@ -307,14 +224,14 @@ class CowestTracer(BaseCallbackHandler):
                 call["error"] = f"{type(error).__name__}: {error}"
 
     # -- persisting ------------------------------------------------------------------------
-    def _finish(self, trace: _Trace, outputs: Any, error: BaseException | None) -> None:
+    def _finish(self, trace: RunTrace, outputs: Any, error: BaseException | None) -> None:
         record = trace.record
         record["ended_at"] = time.time()
         record["latency_s"] = record["ended_at"] - record["started_at"]
         record["status"] = "error" if error is not None else "success"
         if error is not None:
             record["error"] = f"{type(error).__name__}: {error}"
-        _summarise(record)
+        summarise(record)
         record.update({k: v for k, v in self.metadata.items() if k not in record})
         record = scrub_secrets(record)
         if self.redact is not None:
@@ -385,95 +302,3 @@ class CowestTracer(BaseCallbackHandler):
     def pending(self) -> int:
         """Traces not yet written (queued, or the store failed); `flush()` writes them."""
         return len(self._unsaved) + self._queue.unfinished_tasks
-
-
-_PARAM_KEYS = (
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "max_new_tokens",
-    "n",
-    "seed",
-    "stop",
-    "model",
-    "model_name",
-    "timeout",
-)
-
-
-def _role(node: str, item: Any) -> str:
-    if node == "weak_draft":
-        return "weak"
-    if node == "critique":
-        return "judge"
-    if item == "alone" or node == "strong_alone":
-        return "alone"
-    return "strong"
-
-
-def _node_inputs(node: str, inputs: Any) -> Any:
-    """What a node read: the question and the parts of the state it works on (not everything)."""
-    if not isinstance(inputs, dict):
-        return _jsonable(inputs)
-    keep = {"question", "reference", "round", "feedback"}
-    if node == "prepare":
-        keep |= {"messages"}
-    return _jsonable({k: v for k, v in inputs.items() if k in keep})
-
-
-def _fold_outputs(record: dict[str, Any], node: dict[str, Any]) -> None:
-    out = node.get("outputs")
-    if not isinstance(out, dict):
-        return
-    if "round" in out and isinstance(out["round"], int):
-        node["round"] = out["round"]
-        record["rounds"] = max(record.get("rounds") or 0, out["round"])
-    elif record.get("rounds"):
-        node["round"] = record["rounds"]
-    if node["node"] == "prepare":
-        record["question"] = out.get("question")
-    if node["node"] == "weak_draft":
-        weak_call = next((c for c in node["calls"] if c.get("outputs") is not None), None)
-        drafts = []
-        for d in out.get("drafts") or []:
-            d = dict(d)
-            if weak_call is not None:
-                d.update(
-                    prompt_messages=weak_call["messages"],
-                    rendered_messages=weak_call.get("rendered_messages"),
-                    rendered_prompt=weak_call.get("rendered_prompt"),
-                    adapter_version=weak_call.get("adapter_version"),
-                    weak_model=weak_call.get("model"),
-                    sampling=weak_call.get("sampling"),
-                )
-            drafts.append(d)
-        record["drafts"] = upsert_by_id(record["drafts"], drafts)
-    if out.get("candidates"):
-        record["candidates"] = upsert_by_id(record["candidates"], list(out["candidates"]))
-    if out.get("alone"):
-        record["alone"] = {**(record.get("alone") or {}), **out["alone"]}
-    for key in ("answer", "best"):
-        if key in out:
-            record[key] = out[key]
-
-
-def _summarise(record: dict[str, Any]) -> None:
-    best = record.get("best") or {}
-    record["best_score"] = best.get("score")
-    calls = [c for n in record["nodes"] for c in n["calls"]]
-    weak = [c for c in calls if c["role"] == "weak"]
-    strong = [c for c in calls if c["role"] in ("strong", "alone")]
-    if weak:
-        record["weak_model"] = weak[-1].get("model")
-        record["adapter_version"] = weak[-1].get("adapter_version")
-    if strong:
-        record["strong_model"] = strong[-1].get("model")
-    usage: dict[str, dict[str, int]] = {}
-    for role in ("weak", "strong", "alone", "judge"):
-        mine = [c for c in calls if c["role"] == role]
-        usage[role] = {
-            "calls": len(mine),
-            "input_tokens": sum((c.get("usage") or {}).get("input_tokens", 0) for c in mine),
-            "output_tokens": sum((c.get("usage") or {}).get("output_tokens", 0) for c in mine),
-        }
-    record["usage"] = usage
