@@ -1,0 +1,135 @@
+"""Training settings: LoRA, the SFT and DPO configs (mapped onto TRL's), and a run's result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class TrainingDivergedError(RuntimeError):
+    """The training loss became NaN or infinite; no adapter was written."""
+
+
+@dataclass
+class LoraSettings:
+    """LoRA adapter shape (PEFT `LoraConfig`)."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+    def to_peft(self) -> Any:
+        from peft import LoraConfig
+
+        return LoraConfig(
+            r=self.r,
+            lora_alpha=self.alpha,
+            lora_dropout=self.dropout,
+            target_modules=list(self.target_modules),
+            task_type="CAUSAL_LM",
+        )
+
+
+@dataclass
+class _TrainConfig:
+    learning_rate: float = 1e-4
+    num_train_epochs: float = 1.0
+    max_steps: int = -1
+    """Overrides `num_train_epochs` when > 0."""
+    per_device_train_batch_size: int = 4
+    gradient_accumulation_steps: int = 1
+    max_length: int = 512
+    seed: int = 0
+    logging_steps: int = 1
+    save_steps: int = 25
+    """Checkpoint every N optimizer steps (for `resume=True`)."""
+    save_total_limit: int = 2
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    bf16: bool | None = None
+    """None: bf16 on a GPU that supports it, never on CPU (15x slower without AVX512-BF16)."""
+    gradient_checkpointing: bool | None = None
+    """None: off (the weak model is small; on CPU it only costs time)."""
+    use_cpu: bool | None = None
+    """None: the GPU when one is available."""
+    disable_tqdm: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Further TRL config fields, passed through as they are."""
+
+    def trl_kwargs(self, output_dir: Path) -> dict[str, Any]:
+        import torch
+
+        cuda = torch.cuda.is_available() and not self.use_cpu
+        bf16 = self.bf16 if self.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported())
+        return {
+            "output_dir": str(output_dir),
+            "learning_rate": self.learning_rate,
+            "num_train_epochs": self.num_train_epochs,
+            "max_steps": self.max_steps,
+            "per_device_train_batch_size": self.per_device_train_batch_size,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            "max_length": self.max_length,
+            "seed": self.seed,
+            "logging_steps": self.logging_steps,
+            "save_strategy": "steps",
+            "save_steps": self.save_steps,
+            "save_total_limit": self.save_total_limit,
+            "bf16": bf16,
+            "fp16": False,
+            # transformers 5 renamed it (`gradient_checkpointing` is a deprecated alias)
+            "activation_checkpointing": bool(self.gradient_checkpointing),
+            "use_cpu": not cuda,
+            "report_to": "none",
+            "disable_tqdm": self.disable_tqdm,
+            "dataloader_num_workers": 0,
+            **self.extra,
+        }
+
+
+@dataclass
+class SFTTrainConfig(_TrainConfig):
+    """Domain SFT of the weak model (TRL `SFTTrainer` + LoRA). Loss on the completion only.
+
+    Example:
+        >>> SFTTrainConfig(max_steps=20, learning_rate=2e-4).per_device_train_batch_size
+        4
+    """
+
+    learning_rate: float = 2e-4
+
+
+@dataclass
+class DPOTrainConfig(_TrainConfig):
+    """Collaborative-feedback DPO of the weak model (TRL `DPOTrainer` + LoRA).
+
+    The reference policy is the starting point with no second model copy: the base with the
+    adapter disabled, or (when starting from an SFT adapter) a frozen copy of that adapter.
+
+    Example:
+        >>> DPOTrainConfig(beta=0.1, max_steps=10).learning_rate
+        5e-05
+    """
+
+    learning_rate: float = 5e-5
+    beta: float = 0.1
+    loss_type: str = "sigmoid"
+
+    def trl_kwargs(self, output_dir: Path) -> dict[str, Any]:
+        return {**super().trl_kwargs(output_dir), "beta": self.beta, "loss_type": [self.loss_type]}
+
+
+@dataclass
+class TrainResult:
+    """Where the new adapter is and what its manifest says."""
+
+    adapter_dir: Path
+    version: str
+    manifest: dict[str, Any]
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return dict(self.manifest.get("metrics") or {})
+
+
+# -- data ------------------------------------------------------------------------------------

@@ -1,0 +1,174 @@
+"""One training run's machinery: the NaN/inf guard, checkpoints and resume, and writing the
+versioned adapter with its manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from cowest_graph.adapters import (
+    next_version,
+    read_manifest,
+    write_manifest,
+)
+from cowest_graph.models import WeakModel, base_model_fingerprint
+from cowest_graph.train.config import TrainingDivergedError, TrainResult, _TrainConfig
+
+_WATCHED = ("loss", "grad_norm", "eval_loss", "logps/chosen", "logps/rejected")
+
+
+class _FiniteLossGuard:
+    """A `TrainerCallback` that stops training with a clear error once training diverges.
+
+    The loss alone is not enough: with NaN weights TRL's DPO loss is logged as 0 while the
+    gradient norm and the log-probabilities are NaN, so all of them are watched.
+    """
+
+    def __new__(cls) -> Any:
+        from transformers import TrainerCallback
+
+        class Guard(TrainerCallback):
+            def on_log(
+                self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any
+            ) -> None:
+                bad = {k: v for k, v in (logs or {}).items() if k in _WATCHED and not _finite(v)}
+                if bad:
+                    what = ", ".join(f"{k}={v}" for k, v in bad.items())
+                    raise TrainingDivergedError(
+                        f"training loss became nan/inf at step {state.global_step} ({what}); no adapter "
+                        "was written and the previous adapters are untouched"
+                    )
+
+        return Guard()
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return True
+
+
+def _config_hash(config: _TrainConfig) -> str:
+    return hashlib.sha256(json.dumps(asdict(config), sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def _work_dir(root: Path, kind: str, data_hash: str, config: _TrainConfig, resume: bool) -> Path:
+    work = root / ".work" / f"{kind}-{data_hash[:12]}-{_config_hash(config)}"
+    if not resume and work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
+_CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
+
+
+def _last_checkpoint(work: Path) -> str | None:
+    """The newest COMPLETE checkpoint; a kill during a save leaves a partial one, which is removed.
+
+    Transformers writes `trainer_state.json` and the optimizer/scheduler states after the weights,
+    so a checkpoint missing any of them was interrupted mid-save.
+    """
+    if not work.exists():
+        return None
+    checkpoints = sorted(
+        (p for p in work.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+        key=lambda p: int(p.name.split("-")[-1]),
+    )
+    for path in reversed(checkpoints):
+        if all((path / name).exists() for name in _CHECKPOINT_FILES):
+            return str(path)
+        shutil.rmtree(path, ignore_errors=True)
+    return None
+
+
+def _run(trainer: Any, work: Path, resume: bool) -> dict[str, Any]:
+    """Train (from the last checkpoint when resuming) and return the logged metrics."""
+    checkpoint = _last_checkpoint(work) if resume else None
+    trainer.train(resume_from_checkpoint=checkpoint)
+    metrics = _log_metrics(trainer)
+    metrics["resumed_from_step"] = int(Path(checkpoint).name.split("-")[-1]) if checkpoint else None
+    return metrics
+
+
+def _log_metrics(trainer: Any) -> dict[str, Any]:
+    history = trainer.state.log_history
+    losses = [h["loss"] for h in history if "loss" in h]
+    final = {k: v for h in history for k, v in h.items() if k.startswith(("train_", "rewards/", "eval_"))}
+    return {
+        "steps": trainer.state.global_step,
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+        **final,
+    }
+
+
+def _finish(
+    trainer: Any,
+    *,
+    root: Path,
+    work: Path,
+    kind: str,
+    weak: WeakModel,
+    parent: Path | None,
+    data_hash: str,
+    train: datasets.Dataset,
+    evals: datasets.Dataset | None,
+    config: _TrainConfig,
+    metrics: dict[str, Any],
+) -> TrainResult:
+    import peft
+    import torch
+    import transformers
+    import trl
+
+    version = next_version(root)
+    manifest = {
+        "version": version,
+        "kind": kind,
+        "base_model_id": weak.model_id,
+        "base_model_fingerprint": base_model_fingerprint(weak.base_path or ""),
+        "parent_adapter": None
+        if parent is None
+        else {"path": str(parent), "version": (read_manifest(parent) or {}).get("version", parent.name)},
+        "data_hash": data_hash,
+        "counts": {"train": train.num_rows, "eval": 0 if evals is None else evals.num_rows},
+        "config": asdict(config),
+        "metrics": metrics,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": {
+            "trl": trl.__version__,
+            "peft": peft.__version__,
+            "transformers": transformers.__version__,
+            "torch": torch.__version__,
+        },
+    }
+    target = root / version
+    if trainer.accelerator.is_main_process:
+        tmp = root / f".{version}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        trainer.model.save_pretrained(str(tmp), selected_adapters=["default"])
+        write_manifest(tmp, manifest)
+        tmp.rename(target)  # a version directory appears whole or not at all
+        shutil.rmtree(work, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    return TrainResult(adapter_dir=target, version=version, manifest=manifest)
+
+
+def _prepare_root(output_dir: str | Path) -> Path:
+    root = Path(output_dir)
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"output_dir {root} exists and is not a directory")
+    return root
+
+
+# -- public entry points -------------------------------------------------------------------

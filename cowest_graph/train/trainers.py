@@ -1,0 +1,181 @@
+"""`train_sft` and `train_dpo`: TRL trainers with a PEFT LoRA adapter on the weak model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from cowest_graph.adapters import (
+    validate_adapter_dir,
+)
+from cowest_graph.feedback import dataset_hash
+from cowest_graph.models import load_weak_model
+from cowest_graph.prompts import CowestPrompts
+from cowest_graph.train.config import DPOTrainConfig, SFTTrainConfig, TrainResult
+from cowest_graph.train.data import load_pairs, sft_examples
+from cowest_graph.train.runs import _finish, _FiniteLossGuard, _prepare_root, _run, _work_dir
+
+
+def train_sft(
+    dataset: Any,
+    *,
+    output_dir: str | Path,
+    base_model: str | Path | None = None,
+    config: SFTTrainConfig | None = None,
+    prompts: CowestPrompts | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Specialise the weak model on domain data (TRL `SFTTrainer` + PEFT LoRA).
+
+    Args:
+        dataset: question/answer, prompt/completion or messages rows (a `Dataset`, a
+            `DatasetDict` with `train` [and `eval`], a list of dicts, or a .jsonl/.csv path).
+        output_dir: the adapters root; the new version is written under it.
+        base_model: a local HF model directory; None: the embedded SmolLM2.
+        resume: continue from the last checkpoint of an interrupted run on the same data.
+
+    Example:
+        >>> result = train_sft([{"question": "Q?", "answer": "A."}] * 8, output_dir="adapters",
+        ...                    config=SFTTrainConfig(max_steps=4))  # doctest: +SKIP
+        >>> result.version  # doctest: +SKIP
+        'v0001'
+    """
+    from trl import SFTConfig, SFTTrainer
+
+    config = config or SFTTrainConfig()
+    train, evals = sft_examples(dataset, prompts)  # validates before anything is written
+    root = _prepare_root(output_dir)
+    data_hash = dataset_hash(train, ("prompt", "completion", "messages"))
+    weak = load_weak_model(base_model)
+    work = _work_dir(root, "sft", data_hash, config, resume)
+    args = SFTConfig(**config.trl_kwargs(work), eval_strategy="no")
+    trainer = SFTTrainer(
+        model=weak.hf_model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=evals,
+        processing_class=weak.tokenizer,
+        peft_config=config.lora.to_peft(),
+        callbacks=[_FiniteLossGuard()],
+    )
+    before = trainer.evaluate()["eval_loss"] if evals is not None else None
+    metrics = _run(trainer, work, resume)
+    if evals is not None:
+        metrics.update(eval_loss_before=before, eval_loss_after=trainer.evaluate()["eval_loss"])
+    return _finish(
+        trainer,
+        root=root,
+        work=work,
+        kind="sft",
+        weak=weak,
+        parent=None,
+        data_hash=data_hash,
+        train=train,
+        evals=evals,
+        config=config,
+        metrics=metrics,
+    )
+
+
+def train_dpo(
+    pairs: Any,
+    *,
+    output_dir: str | Path,
+    base_model: str | Path | None = None,
+    adapter: str | Path | None = None,
+    config: DPOTrainConfig | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Align the weak model with the strong model's preferences (TRL `DPOTrainer` + PEFT LoRA).
+
+    Args:
+        pairs: output of `build_preference_pairs`, any `DatasetDict`/`Dataset` with `prompt`,
+            `chosen`, `rejected`, or a .jsonl / saved-dataset path.
+        output_dir: the adapters root; the new version is written under it.
+        base_model: a local HF model directory; None: the embedded SmolLM2.
+        adapter: start from this adapter (e.g. the SFT one); it is also the frozen reference.
+        resume: continue from the last checkpoint of an interrupted run on the same pairs.
+
+    Example:
+        >>> pairs = build_preference_pairs("sqlite:///traces.db")  # doctest: +SKIP
+        >>> train_dpo(pairs, output_dir="adapters", adapter="adapters/v0001")  # doctest: +SKIP
+    """
+    from trl import DPOConfig, DPOTrainer
+
+    config = config or DPOTrainConfig()
+    train, evals = load_pairs(pairs)  # validates before anything is written
+    parent = Path(adapter) if adapter is not None else None
+    weak = load_weak_model(base_model)
+    if parent is not None:
+        validate_adapter_dir(parent, base_path=weak.base_path)
+    root = _prepare_root(output_dir)
+    data_hash = dataset_hash(train)
+    work = _work_dir(root, "dpo", data_hash, config, resume)
+    model: Any = weak.hf_model
+    peft_config = config.lora.to_peft()
+    if parent is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(parent), is_trainable=True)
+        peft_config = None  # TRL copies the adapter as the frozen reference
+    args = DPOConfig(**config.trl_kwargs(work), eval_strategy="no")
+    trainer = DPOTrainer(
+        model=model,
+        ref_model=None,
+        args=args,
+        train_dataset=train,
+        eval_dataset=evals,
+        processing_class=weak.tokenizer,
+        peft_config=peft_config,
+        callbacks=[_FiniteLossGuard()],
+    )
+    metrics = _run(trainer, work, resume)
+    if evals is not None:
+        metrics.update(trainer.evaluate())
+    return _finish(
+        trainer,
+        root=root,
+        work=work,
+        kind="dpo",
+        weak=weak,
+        parent=parent,
+        data_hash=data_hash,
+        train=train,
+        evals=evals,
+        config=config,
+        metrics=metrics,
+    )
+
+
+def preference_margin(model: Any, tokenizer: Any, pairs: datasets.Dataset) -> float:
+    """Mean of log p(chosen | prompt) - log p(rejected | prompt) over conversational pairs,
+    tokenised exactly as TRL's DPOTrainer does (the chat template, completion tokens only).
+
+    Example:
+        >>> preference_margin(weak.hf_model, weak.tokenizer, pairs["train"])  # doctest: +SKIP
+        0.42
+    """
+    import torch
+
+    def logp(prompt: list[dict], completion: list[dict]) -> float:
+        prompt_ids = tokenizer.apply_chat_template(
+            prompt, add_generation_prompt=True, tokenize=True, return_dict=True
+        )["input_ids"]
+        full = tokenizer.apply_chat_template(prompt + completion, tokenize=True, return_dict=True)[
+            "input_ids"
+        ]
+        ids = torch.tensor([full], device=next(model.parameters()).device)
+        with torch.inference_mode():
+            logits = model(input_ids=ids).logits[0, :-1].float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        targets = ids[0, 1:]
+        start = len(prompt_ids) - 1
+        return float(logprobs[start:].gather(1, targets[start:, None]).sum())
+
+    was_training = model.training
+    model.eval()
+    margins = [logp(r["prompt"], r["chosen"]) - logp(r["prompt"], r["rejected"]) for r in pairs]
+    model.train(was_training)
+    return sum(margins) / len(margins)
