@@ -6,6 +6,7 @@ client) and reads stderr and the exit status, as a user's shell would.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -81,3 +82,40 @@ def test_bad_input_is_a_short_error_with_status_2(args: tuple[str, ...], needle:
     assert out.returncode == 2, out.stderr[-2000:]
     assert needle in " ".join(out.stderr.split()), out.stderr
     assert "Traceback" not in out.stderr and len(_lines(out.stderr)) <= 6
+
+
+def test_a_diverged_training_run_is_two_lines_and_status_7(tmp_path: Path) -> None:
+    """DPO from an adapter whose LoRA weights are NaN: the first loss is NaN, the guard stops the
+    run, no adapter is written, and the user reads what to do; no library warnings on the way."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from cowest_graph.models import load_weak_model
+
+    model = get_peft_model(load_weak_model().hf_model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.fill_(float("nan"))
+    poisoned = tmp_path / "poisoned"
+    model.save_pretrained(str(poisoned))
+    row = {
+        "prompt": [{"role": "user", "content": "Name a colour."}],
+        "chosen": [{"role": "assistant", "content": "Blue."}],
+        "rejected": [{"role": "assistant", "content": "Seven."}],
+    }
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join(json.dumps(row) for _ in range(4)) + "\n")
+    adapters = tmp_path / "adapters"
+    out = _cli(
+        "train", str(pairs), "--adapters", str(adapters), "--adapter", str(poisoned),
+        "--max-steps", "2", "--batch-size", "2",
+    )  # fmt: skip
+    assert out.returncode == 7, out.stderr[-3000:]
+    # (the error line may follow an interrupted progress bar on the same terminal line)
+    errors = [line[line.find("error:") :] for line in _lines(out.stderr) if "error:" in line]
+    hints = [line for line in _lines(out.stderr) if line.startswith("hint:")]
+    assert len(errors) == len(hints) == 1, out.stderr[-3000:]
+    assert "nan" in errors[0] and "no adapter was written" in hints[0], (errors, hints)
+    assert "Traceback" not in out.stderr and "Warning" not in out.stderr, out.stderr[-3000:]
+    assert not list(adapters.glob("v*")), "no adapter version was written"

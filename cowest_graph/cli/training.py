@@ -121,6 +121,8 @@ def train(
             config=config,
             resume=resume,
         )
-    except (ValueError, FileNotFoundError, AdapterError, TrainingDivergedError) as exc:
+    except (AdapterError, TrainingDivergedError):
+        raise  # `main` prints them with their own exit status (5, 7)
+    except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     console.print(f"adapter {result.version} -> {result.adapter_dir}  metrics: {result.metrics}")
