@@ -17,13 +17,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import time
 from pathlib import Path
 
 from benchmarks.common import RESULTS, print_table, save, step
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 
 def timed(fn, repeats: int) -> float:  # noqa: ANN001
@@ -43,11 +40,11 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from scripted import ScriptedChatModel
 
     from cowest_graph import create_cowest_graph
     from cowest_graph.models import load_weak_model
     from cowest_graph.prompts import CowestPrompts
+    from cowest_graph.testing import ScriptedChatModel
     from cowest_graph.tracing import CowestTracer
 
     n_tok = args.tokens

@@ -12,14 +12,11 @@ import argparse
 import asyncio
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from benchmarks.common import print_table, save, step
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 
 def _graph(weak, strong):  # noqa: ANN001, ANN202
@@ -107,9 +104,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
-    from scripted import ScriptedChatModel
 
     from cowest_graph import load_weak_model
+    from cowest_graph.testing import ScriptedChatModel
 
     tmp = Path(tempfile.mkdtemp())
     strong = ScriptedChatModel(respond=lambda m: "an answer built on the draft")

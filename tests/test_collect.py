@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from scripted import ScriptedChatModel
-
 from cowest_graph import create_cowest_graph
 from cowest_graph.collect import acollect
 from cowest_graph.critique import contains_match
 from cowest_graph.data import Example
 from cowest_graph.models import WeakModel
+from cowest_graph.testing import ScriptedChatModel
 from cowest_graph.tracing import CowestTracer
 
 

@@ -12,10 +12,10 @@ import openai
 import pytest
 from langchain_core.messages import BaseMessage
 from langgraph.types import RetryPolicy
-from scripted import ScriptedChatModel
 
 from cowest_graph import create_cowest_graph
 from cowest_graph.models import WeakModel
+from cowest_graph.testing import ScriptedChatModel
 from cowest_graph.tracing import CowestTracer
 
 FAST = RetryPolicy(initial_interval=0.01, backoff_factor=2.0, max_interval=0.05, max_attempts=3, jitter=True)

@@ -8,7 +8,6 @@ import re
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langgraph.graph import START, MessagesState, StateGraph
-from scripted import ScriptedChatModel
 
 from cowest_graph import (
     CowestContext,
@@ -19,6 +18,7 @@ from cowest_graph import (
     fence_draft,
 )
 from cowest_graph.models import WeakModel
+from cowest_graph.testing import ScriptedChatModel
 
 DRAFT = re.compile(r"<draft>\n(.*)\n</draft>", re.DOTALL)
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langgraph.graph import START, MessagesState, StateGraph
-from scripted import ScriptedChatModel
 
 from cowest_graph import CowestRunError, create_cowest_graph, create_cowest_tool
 from cowest_graph.models import WeakModel
 from cowest_graph.store import open_trace_store
+from cowest_graph.testing import ScriptedChatModel
 from cowest_graph.tracing import REDACTED, CowestTracer, scrub_secrets
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from scripted import ScriptedChatModel
 
 from cowest_graph import create_cowest_graph
 from cowest_graph.adapters import MANIFEST, AdapterError
 from cowest_graph.feedback import build_preference_pairs
 from cowest_graph.models import WeakModel, load_weak_model
+from cowest_graph.testing import ScriptedChatModel
 from cowest_graph.tracing import CowestTracer
 from cowest_graph.train import (
     DPOTrainConfig,

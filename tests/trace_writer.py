@@ -8,9 +8,8 @@ import sys
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, os.path.dirname(__file__))
 
-from scripted import ScriptedChatModel  # noqa: E402
-
 from cowest_graph import create_cowest_graph, load_weak_model  # noqa: E402
+from cowest_graph.testing import ScriptedChatModel  # noqa: E402
 from cowest_graph.tracing import CowestTracer  # noqa: E402
 
 

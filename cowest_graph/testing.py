@@ -1,4 +1,8 @@
-"""A scripted LangChain chat model for the strong/critic side of tests (no API is reachable)."""
+"""Test helpers for users' own tests and the benchmarks: a scripted LangChain chat model.
+
+Use it for the strong or critic side where no API is reachable; the weak side should be the real
+local model.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,13 @@ Reply = str | AIMessage | BaseException
 class ScriptedChatModel(BaseChatModel):
     """Answers with `respond(messages)`: a str, an AIMessage, or an exception to raise.
 
-    Records every prompt it receives in `calls` (thread-safe).
+    Records every prompt it receives in `calls` (thread-safe), and reports word counts as token
+    usage and `model_name` as the model, as a real endpoint would.
+
+    Example:
+        >>> strong = ScriptedChatModel(respond=lambda messages: "Paris")
+        >>> strong.invoke("Capital of France?").content, len(strong.calls)
+        ('Paris', 1)
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
