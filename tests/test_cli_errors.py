@@ -87,18 +87,13 @@ def test_bad_input_is_a_short_error_with_status_2(args: tuple[str, ...], needle:
 def test_a_diverged_training_run_is_two_lines_and_status_7(tmp_path: Path) -> None:
     """DPO from an adapter whose LoRA weights are NaN: the first loss is NaN, the guard stops the
     run, no adapter is written, and the user reads what to do; no library warnings on the way."""
-    import torch
     from peft import LoraConfig, get_peft_model
+    from poisoned import save_nan_adapter
 
     from cowest_graph.models import load_weak_model
 
     model = get_peft_model(load_weak_model().hf_model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.fill_(float("nan"))
-    poisoned = tmp_path / "poisoned"
-    model.save_pretrained(str(poisoned))
+    poisoned = save_nan_adapter(model, tmp_path / "poisoned")
     row = {
         "prompt": [{"role": "user", "content": "Name a colour."}],
         "chosen": [{"role": "assistant", "content": "Blue."}],

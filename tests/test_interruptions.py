@@ -12,7 +12,6 @@ from pathlib import Path
 
 import datasets
 import pytest
-import torch
 
 from cowest_graph.adapters import MANIFEST
 from cowest_graph.models import load_weak_model
@@ -102,6 +101,7 @@ def test_accelerate_launch_one_cpu_process(tmp_path: Path) -> None:
 
 def test_nan_loss_stops_training_and_keeps_the_last_good_adapter(tmp_path: Path) -> None:
     from peft import PeftModel
+    from poisoned import save_nan_adapter
 
     pairs, root = pairs_dir(tmp_path, 4), tmp_path / "adapters"
     config = DPOTrainConfig(max_steps=1, per_device_train_batch_size=2, disable_tqdm=True)
@@ -109,12 +109,7 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_adapter(tmp_path: Path)
 
     # A poisoned starting adapter: its LoRA weights are NaN, so the first loss is NaN.
     model = PeftModel.from_pretrained(load_weak_model().hf_model, str(good.adapter_dir), is_trainable=True)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.fill_(float("nan"))
-    poisoned = tmp_path / "poisoned"
-    model.save_pretrained(str(poisoned))
+    poisoned = save_nan_adapter(model, tmp_path / "poisoned")
     before = sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
     with pytest.raises(TrainingDivergedError, match="training loss became nan"):
         train_dpo(
