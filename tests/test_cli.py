@@ -48,8 +48,13 @@ def test_traces_list_show_export(tmp_path: Path) -> None:
 
 
 def test_traces_errors_are_one_line(tmp_path: Path) -> None:
+    from cowest_graph.store import StoreError
+
+    # A store error reaches `main` (one line, exit status 6: tests/test_cli_errors.py).
     bad = runner.invoke(app, ["traces", "list", "--store", "mysql://x"])
-    assert bad.exit_code == 2 and "unknown trace store scheme 'mysql'" in bad.output
+    assert isinstance(bad.exception, StoreError) and "unknown trace store scheme 'mysql'" in str(
+        bad.exception
+    )
     url = _store_with_runs(tmp_path / "t.db")
     missing = runner.invoke(app, ["traces", "show", "nope", "--store", url])
     assert missing.exit_code == 2 and "no run 'nope'" in missing.output

@@ -68,10 +68,21 @@ def test_missing_strong_model_file_is_one_line_and_status_4(tmp_path: Path) -> N
     ]
 
 
+def test_store_errors_are_one_line_with_status_6_and_reading_creates_nothing(tmp_path: Path) -> None:
+    out = _cli("traces", "list", "--store", "mysql://nowhere/db")
+    assert out.returncode == 6 and "unknown trace store scheme 'mysql'" in out.stderr, out.stderr
+    typo = tmp_path / "typo.db"
+    for args in (("pairs", str(tmp_path / "pairs"), "--store", f"sqlite:///{typo}"), ("traces", "list")):
+        out = _cli(*args, env={"COWEST_STORE": f"sqlite:///{typo}"})
+        assert out.returncode == 6, out.stderr
+        want = f"error: no trace store at {typo}: check the path (reading never creates a store)"
+        assert _lines(out.stderr)[0] == want, out.stderr
+    assert not typo.exists(), "a reading command created a store"
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (("traces", "list", "--store", "mysql://nowhere/db"), "mysql"),
         (("run", "/nonexistent/questions.jsonl"), "question file not found: /nonexistent/questions.jsonl"),
         (("ask", "hi", "-k", "0"), "greater than or equal to 1"),
         (("pairs", "out", "--eval-fraction", "2"), "eval-fraction"),

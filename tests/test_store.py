@@ -118,3 +118,14 @@ def test_bad_urls_give_one_clear_line(url: str, message: str) -> None:
         open_trace_store(url)
     text = str(err.value)
     assert "\n" not in text and "secret" not in text and ":pw@" not in text
+
+
+def test_reading_never_creates_a_store(store_url: str) -> None:
+    from cowest_graph.store import StoreError
+
+    with pytest.raises(StoreError, match="no trace store"):
+        open_trace_store(store_url, create=False)
+    open_trace_store(store_url).close()  # writing creates it
+    store = open_trace_store(store_url, create=False)
+    assert store.list_runs() == []
+    store.close()

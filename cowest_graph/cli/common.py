@@ -44,13 +44,12 @@ STORE_OPTION = typer.Option(
 )
 
 
-def _open_store(url: str):  # noqa: ANN202 - a TraceStore
-    from cowest_graph.store import StoreError, open_trace_store
+def _open_store(url: str, *, create: bool = False):  # noqa: ANN202 - a TraceStore
+    """The trace store at `url`; only a command that writes traces (`create=True`) may create one.
+    A `StoreError` reaches `main`, which prints it as one line with exit status 6."""
+    from cowest_graph.store import open_trace_store
 
-    try:
-        return open_trace_store(url)
-    except StoreError as exc:
-        _fail(str(exc))
+    return open_trace_store(url, create=create)
 
 
 def _filters(

@@ -69,7 +69,7 @@ def run_cmd(
         examples = load_questions(data)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
-    db = _open_store(store)
+    db = _open_store(store, create=True)
     weak = _weak(adapter, max_new_tokens, temperature)
     with _strong(strong, max_new_tokens) as strong_model:
         graph = create_cowest_graph(

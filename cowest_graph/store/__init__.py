@@ -29,25 +29,30 @@ from cowest_graph.store.postgresql import PostgresTraceStore
 from cowest_graph.store.sqlite import SQLiteTraceStore
 
 
-def _sqlite(url: str, rest: str) -> TraceStore:
+def _sqlite(url: str, rest: str, create: bool) -> TraceStore:
     if not rest.startswith("/"):
         raise StoreError(f"trace store URL {url!r}: write sqlite:///PATH (three slashes)")
-    return SQLiteTraceStore(url, Path(rest[1:]))
+    return SQLiteTraceStore(url, Path(rest[1:]), create=create)
 
 
-SCHEMES: dict[str, Callable[[str, str], TraceStore]] = {
+def _postgres(url: str, rest: str, create: bool) -> TraceStore:
+    return PostgresTraceStore(url, create=create)
+
+
+SCHEMES: dict[str, Callable[[str, str, bool], TraceStore]] = {
     "sqlite": _sqlite,
-    "postgresql": lambda url, rest: PostgresTraceStore(url),
-    "postgres": lambda url, rest: PostgresTraceStore(url),
+    "postgresql": _postgres,
+    "postgres": _postgres,
 }
-"""URL scheme -> `opener(url, rest_after_scheme)`: register a new backend here."""
+"""URL scheme -> `opener(url, rest_after_scheme, create)`: register a new backend here."""
 
 
-def open_trace_store(url: str | Path) -> TraceStore:
+def open_trace_store(url: str | Path, *, create: bool = True) -> TraceStore:
     """Open (creating and migrating if needed) a trace store.
 
     `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, a plain path ending in `.db`,
-    or `postgresql://user:pass@host:port/db`.
+    or `postgresql://user:pass@host:port/db`. With `create=False` (what reading does) a store
+    that does not exist yet is a `StoreError`, never an empty new one.
 
     Example:
         >>> store = open_trace_store("sqlite:///traces.db")  # doctest: +SKIP
@@ -57,7 +62,7 @@ def open_trace_store(url: str | Path) -> TraceStore:
     url = str(url)
     if "://" not in url:
         if url.endswith((".db", ".sqlite", ".sqlite3")):
-            return SQLiteTraceStore(f"sqlite:///{url}", Path(url))
+            return SQLiteTraceStore(f"sqlite:///{url}", Path(url), create=create)
         raise StoreError(f"trace store URL {url!r} has no scheme: use sqlite:///PATH or postgresql://...")
     scheme, rest = url.split("://", 1)
     opener = SCHEMES.get(scheme)
@@ -66,7 +71,7 @@ def open_trace_store(url: str | Path) -> TraceStore:
             f"unknown trace store scheme {scheme!r} in {re.sub(r':[^:@/]*@', ':***@', url)}: "
             "use sqlite:///PATH or postgresql://..."
         )
-    return opener(url, rest)
+    return opener(url, rest, create)
 
 
 def known_schemes() -> Sequence[str]:

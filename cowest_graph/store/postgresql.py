@@ -15,7 +15,7 @@ from cowest_graph.store.base import StoreError, TraceStore, _Dialect
 class PostgresTraceStore(TraceStore):
     """PostgreSQL via psycopg 3: for many writers (processes, machines) at once."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
         super().__init__(url)
         self._dialect = _Dialect(param="%s", real="DOUBLE PRECISION")
         try:
@@ -31,6 +31,13 @@ class PostgresTraceStore(TraceStore):
             detail = " ".join(str(exc).split())
             raise StoreError(f"cannot connect to PostgreSQL at {self.display_url}: {detail}") from exc
         with self._cursor_ctx(write=True) as cur:
+            if not create:
+                cur.execute("SELECT to_regclass('cowest_schema')")
+                if cur.fetchone()[0] is None:
+                    self._conn.close()
+                    raise StoreError(
+                        f"no trace store in {self.display_url}: check the URL (reading never creates a store)"
+                    )
             cur.execute("SELECT pg_advisory_xact_lock(7242023)")  # one migrator at a time
             self._migrate(cur)
 

@@ -17,10 +17,12 @@ from cowest_graph.store.base import StoreError, TraceStore, _Dialect
 class SQLiteTraceStore(TraceStore):
     """SQLite in WAL mode: one transaction per finished run, safe for several processes."""
 
-    def __init__(self, url: str, path: Path) -> None:
+    def __init__(self, url: str, path: Path, *, create: bool = True) -> None:
         super().__init__(url)
         self._dialect = _Dialect(param="?", real="REAL")
         self.path = path
+        if not create and not path.is_file():
+            raise StoreError(f"no trace store at {path}: check the path (reading never creates a store)")
         if path.parent and not path.parent.exists():
             raise StoreError(f"cannot open trace store {url}: directory {path.parent} does not exist")
         try:
