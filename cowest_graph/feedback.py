@@ -56,6 +56,13 @@ class PreferencePairs(datasets.DatasetDict):
 
     report: PairReport
 
+    def save_to_disk(self, dataset_dict_path: Any, *args: Any, **kwargs: Any) -> None:
+        """Save the splits that hold pairs: `datasets` cannot load back a split saved with 0 rows
+        (a small store often gives no eval pairs), and `load_pairs` treats a missing eval as none.
+        """
+        kept = {name: split for name, split in self.items() if split.num_rows > 0}
+        datasets.DatasetDict(kept or dict(self)).save_to_disk(dataset_dict_path, *args, **kwargs)
+
 
 @dataclass
 class _Draft:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,27 @@ def _load_dataset(data: Any, what: str) -> datasets.Dataset | datasets.DatasetDi
     if not path.exists():
         raise FileNotFoundError(f"{what} not found: {path}")
     if path.is_dir():
-        return datasets.load_from_disk(str(path))
+        try:
+            return datasets.load_from_disk(str(path))
+        except IndexError:  # a split saved with 0 rows (older pairs): `datasets` cannot read it
+            return _nonempty_splits(path)
     if path.suffix == ".jsonl" or path.suffix == ".json":
         return datasets.Dataset.from_json(str(path))
     if path.suffix == ".csv":
         return datasets.Dataset.from_csv(str(path))
     raise ValueError(f"{what} {path}: expected a .jsonl/.json/.csv file or a saved dataset directory")
+
+
+def _nonempty_splits(path: Path) -> datasets.DatasetDict:
+    """The splits of a saved `DatasetDict` that can be read back (those with rows)."""
+    names = json.loads((path / "dataset_dict.json").read_text())["splits"]
+    kept = {}
+    for name in names:
+        try:
+            kept[name] = datasets.load_from_disk(str(path / name))
+        except IndexError:
+            continue
+    return datasets.DatasetDict(kept)
 
 
 def _splits(
