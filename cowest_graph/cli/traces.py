@@ -68,7 +68,7 @@ def traces_export(
 
     db = _open_store(store)
     flt = _filters(thread, adapter, model, min_score, status, since_hours)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), console.status(f"exporting runs from {db.display_url}..."):
         warnings.simplefilter("ignore")
         if out.endswith(".jsonl"):
             n = db.export_jsonl(out, **flt)

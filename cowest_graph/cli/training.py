@@ -27,17 +27,18 @@ def pairs(
     from cowest_graph.store import RunFilter
 
     db = _open_store(store)
-    try:
-        built = build_preference_pairs(
-            db,
-            min_margin=min_margin,
-            max_pairs_per_prompt=max_pairs_per_prompt,
-            eval_fraction=eval_fraction,
-            seed=seed,
-            flt=RunFilter(adapter_version=adapter),
-        )
-    except ValueError as exc:
-        _fail(str(exc))
+    with console.status(f"building pairs from the runs in {db.display_url}..."):
+        try:
+            built = build_preference_pairs(
+                db,
+                min_margin=min_margin,
+                max_pairs_per_prompt=max_pairs_per_prompt,
+                eval_fraction=eval_fraction,
+                seed=seed,
+                flt=RunFilter(adapter_version=adapter),
+            )
+        except ValueError as exc:
+            _fail(str(exc))
     built.save_to_disk(out)
     report = built.report.as_dict()
     table = Table(title=f"preference pairs -> {out}")
