@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,10 @@ def test_sft_lowers_the_loss_and_dpo_continues_from_its_adapter(pairs, tmp_path:
         config=DPOTrainConfig(max_steps=2, per_device_train_batch_size=2, disable_tqdm=True),
     )
     assert dpo.version == "v0002" and dpo.manifest["parent_adapter"]["version"] == "v0001"
+    # The DPO reference is the frozen SFT adapter, not the bare base model: at the first step the
+    # policy *is* the reference, so the sigmoid DPO loss is -log sigmoid(0) = ln 2. (Against the
+    # base model the SFT adapter's log-ratios would already differ from zero.)
+    assert dpo.metrics["first_loss"] == pytest.approx(math.log(2), abs=1e-4), dpo.metrics
     assert load_weak_model(adapter=dpo.adapter_dir).adapter_version == "v0002"
 
 
