@@ -111,9 +111,25 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_adapter(tmp_path: Path)
     model = PeftModel.from_pretrained(load_weak_model().hf_model, str(good.adapter_dir), is_trainable=True)
     poisoned = save_nan_adapter(model, tmp_path / "poisoned")
     before = sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
-    with pytest.raises(TrainingDivergedError, match="training loss became nan"):
+    with pytest.raises(
+        TrainingDivergedError, match=r"training diverged at step 1 \(.*=nan.* is not finite\)"
+    ):
         train_dpo(
             pairs, output_dir=root, adapter=poisoned, config=DPOTrainConfig(max_steps=2, disable_tqdm=True)
         )
     assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == before == ["v0001"]
     assert load_weak_model(adapter=root / "v0001").adapter_version == "v0001"
+
+
+@pytest.mark.parametrize("metric", ["loss", "grad_norm", "eval_loss", "logps/chosen", "logps/rejected"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_the_guard_names_each_metric_that_is_not_finite(metric: str, value: float) -> None:
+    from types import SimpleNamespace
+
+    from cowest_graph.train.runs import FiniteLossGuard
+
+    guard, state = FiniteLossGuard(), SimpleNamespace(global_step=7)
+    guard.on_log(None, state, None, logs={"loss": 0.7, "grad_norm": 3.0, "learning_rate": 1e-4})  # fine
+    logs = {"loss": 0.7, "grad_norm": 3.0, metric: value}
+    with pytest.raises(TrainingDivergedError, match=rf"at step 7 \({metric}={value} is not finite\)"):
+        guard.on_log(None, state, None, logs=logs)

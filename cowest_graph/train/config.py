@@ -8,7 +8,8 @@ from typing import Any
 
 
 class TrainingDivergedError(RuntimeError):
-    """The training loss became NaN or infinite; no adapter was written."""
+    """A watched training metric (loss, gradient norm, log-probabilities) became NaN or infinite;
+    no adapter was written."""
 
 
 @dataclass

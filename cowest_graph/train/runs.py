@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+from transformers import TrainerCallback
 
 from cowest_graph.adapters import (
     next_version,
@@ -22,32 +23,29 @@ from cowest_graph.adapters import (
 from cowest_graph.models import WeakModel, base_model_fingerprint
 from cowest_graph.train.config import TrainingDivergedError, TrainResult, _TrainConfig
 
-_WATCHED = ("loss", "grad_norm", "eval_loss", "logps/chosen", "logps/rejected")
+WATCHED = ("loss", "grad_norm", "eval_loss", "logps/chosen", "logps/rejected")
+"""The logged metrics that must stay finite."""
 
 
-class _FiniteLossGuard:
-    """A `TrainerCallback` that stops training with a clear error once training diverges.
+class FiniteLossGuard(TrainerCallback):
+    """Stops training with `TrainingDivergedError`, naming each metric that became NaN or inf.
 
     The loss alone is not enough: with NaN weights TRL's DPO loss is logged as 0 while the
-    gradient norm and the log-probabilities are NaN, so all of them are watched.
+    gradient norm and the log-probabilities are NaN, so all of `WATCHED` are checked.
+
+    Example:
+        >>> FiniteLossGuard().on_log(None, None, None, logs={"loss": 0.69, "grad_norm": 1.2})
     """
 
-    def __new__(cls) -> Any:
-        from transformers import TrainerCallback
-
-        class Guard(TrainerCallback):
-            def on_log(
-                self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any
-            ) -> None:
-                bad = {k: v for k, v in (logs or {}).items() if k in _WATCHED and not _finite(v)}
-                if bad:
-                    what = ", ".join(f"{k}={v}" for k, v in bad.items())
-                    raise TrainingDivergedError(
-                        f"training loss became nan/inf at step {state.global_step} ({what}); no adapter "
-                        "was written and the previous adapters are untouched"
-                    )
-
-        return Guard()
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+        bad = {k: v for k, v in (logs or {}).items() if k in WATCHED and not _finite(v)}
+        if bad:
+            what = ", ".join(f"{k}={v}" for k, v in bad.items())
+            step = getattr(state, "global_step", "?")
+            raise TrainingDivergedError(
+                f"training diverged at step {step} ({what} is not finite); no adapter "
+                "was written and the previous adapters are untouched"
+            )
 
 
 def _finite(value: Any) -> bool:

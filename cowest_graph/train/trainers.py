@@ -15,7 +15,7 @@ from cowest_graph.models import load_weak_model
 from cowest_graph.prompts import CowestPrompts
 from cowest_graph.train.config import DPOTrainConfig, SFTTrainConfig, TrainResult
 from cowest_graph.train.data import load_pairs, sft_examples
-from cowest_graph.train.runs import _finish, _FiniteLossGuard, _prepare_root, _run, _work_dir
+from cowest_graph.train.runs import FiniteLossGuard, _finish, _prepare_root, _run, _work_dir
 
 
 def train_sft(
@@ -58,7 +58,7 @@ def train_sft(
         eval_dataset=evals,
         processing_class=weak.tokenizer,
         peft_config=config.lora.to_peft(),
-        callbacks=[_FiniteLossGuard()],
+        callbacks=[FiniteLossGuard()],
     )
     before = trainer.evaluate()["eval_loss"] if evals is not None else None
     metrics = _run(trainer, work, resume)
@@ -129,7 +129,7 @@ def train_dpo(
         eval_dataset=evals,
         processing_class=weak.tokenizer,
         peft_config=peft_config,
-        callbacks=[_FiniteLossGuard()],
+        callbacks=[FiniteLossGuard()],
     )
     metrics = _run(trainer, work, resume)
     if evals is not None:
