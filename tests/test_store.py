@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -129,3 +130,45 @@ def test_reading_never_creates_a_store(store_url: str) -> None:
     store = open_trace_store(store_url, create=False)
     assert store.list_runs() == []
     store.close()
+
+
+_WRITER = """
+import sys, time
+from cowest_graph.store import open_trace_store
+url, who, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+store = open_trace_store(url)
+for i in range(n):
+    store.write_run({
+        "run_id": f"{who}-{i}", "started_at": time.time(), "status": "success",
+        "question": f"question {i} from {who}", "best_score": 0.5,
+        "nodes": [{"node": "strong_refine", "round": 1, "latency_s": 0.1, "started_at": 0.0,
+                   "calls": [{"role": "strong", "messages": [{"role": "human", "content": "x" * 400}]}]}],
+        "candidates": [{"id": "r1d0", "answer": "a" * 200, "score": 0.5}],
+    })
+store.close()
+"""
+
+
+def test_four_writer_processes_share_one_sqlite_file(tmp_path: Path) -> None:
+    """The README's "safe for several processes": 4 processes write 50 runs each at once into one
+    SQLite file; every run is there once, whole."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path}/shared.db"
+    open_trace_store(url).close()  # created (and migrated) once, as a first writer would
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, url, f"w{k}", "50"], stderr=subprocess.PIPE, text=True
+        )
+        for k in range(4)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+    store = open_trace_store(url)
+    assert store.count() == 200
+    ids = [r.run_id for r in store.list_runs(limit=1000)]
+    assert len(ids) == len(set(ids)) == 200
+    assert {i.split("-")[0] for i in ids} == {"w0", "w1", "w2", "w3"}
+    assert store.get_run("w3-49")["question"] == "question 49 from w3"
