@@ -121,6 +121,7 @@ def test_judge_outage_is_recorded_not_fatal(tiny: WeakModel) -> None:
     graph = create_cowest_graph(tiny, ScriptedChatModel(respond=lambda m: "ans"), critic=critic, retry=FAST)
     out = graph.compile().invoke({"question": "q"})
     assert out["answer"] == "ans" and out["candidates"][0]["score_error"].startswith("judge call failed")
+    assert len(critic.calls) == FAST.max_attempts, "a 5xx from the judge is retried, then recorded"
 
 
 async def test_soak_with_random_faults_loses_no_trace(tiny: WeakModel, tmp_path: Path) -> None:

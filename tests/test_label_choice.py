@@ -40,3 +40,12 @@ def test_confidence_is_the_label_probability_renormalised(weak: WeakModel) -> No
 def test_labels_sharing_a_first_token_are_refused(weak: WeakModel) -> None:
     with pytest.raises(ValueError, match="share a first token"):
         ConfidenceLabelModel(base=weak, labels=("no", "no way")).invoke(QUESTION)
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_label_choice_picks_the_label_a_prompt_makes_obvious(weak: WeakModel, label: str) -> None:
+    """An expectation that does not come from the method under test: the prompt names the answer.
+    (World knowledge is no check at 135M: asked "Is fire hot?" it chooses "no".)"""
+    model = LabelChoiceModel(base=weak, labels=LABELS)
+    prompt = [HumanMessage(f"Repeat after me: {label}. Reply with one of: yes, no, maybe.")]
+    assert model.invoke(prompt).content == f"Answer: {label}"

@@ -222,3 +222,22 @@ def test_sigkill_mid_run_loses_no_finished_run(store_url: str) -> None:
         assert rec["status"] == "success" and len(rec["drafts"]) == 2
         assert len(rec["candidates"]) == 2 and all(c["score"] == 0.5 for c in rec["candidates"])
         assert [n["node"] for n in rec["nodes"]] == ["prepare", "weak_draft", "strong_refine", "critique"]
+
+
+def test_the_trace_records_how_many_prompt_tokens_were_cut(tmp_path: Path) -> None:
+    """A question longer than the weak model's context budget is cut from the end of the last user
+    message; the stored trace says by how many tokens (and nothing is cut for a short one)."""
+    from cowest_graph.models import load_weak_model
+
+    small = load_weak_model(max_new_tokens=4, max_input_tokens=80, temperature=0.0)
+    graph = create_cowest_graph(small, echo(), scorer=half).compile()
+    tracer = CowestTracer(f"sqlite:///{tmp_path}/cut.db")
+    for question in ("word " * 300, "Name a colour."):
+        graph.invoke({"question": question}, config={"callbacks": [tracer]})
+    tracer.flush()
+    cut = {}
+    for run in tracer.store.iter_runs():
+        [call] = [c for n in run["nodes"] for c in n["calls"] if c["role"] == "weak"]
+        cut[run["question"].strip()[:6]] = call["truncated_tokens"]
+    assert cut["Name a"] == 0
+    assert cut["word w"] > 200, cut  # ~300 words, 80 tokens of budget
