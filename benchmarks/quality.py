@@ -136,6 +136,13 @@ def load_crass() -> Task:
     )
 
 
+STRONG_NAMES = {
+    "standin": "general SmolLM2-135M-Instruct (offline stand-in), constrained label choice",
+    "qwen": "Qwen2.5-Coder-1.5B-Instruct Q4_K_M on llama.cpp's OpenAI-compatible server, free text, "
+    "final 'Answer:' parsed",
+}
+
+
 def k_shot(task: Task, k: int, seed: int) -> str:
     """k worked examples from the TRAIN side only (CRASS, eval-only, gets none)."""
     if not task.train or k == 0:
@@ -158,7 +165,9 @@ def draw_samples(
     """Draw the report, SFT and collection samples of one (task, seed) run.
 
     Each sample has its own random stream (seeded by task, seed and purpose), so the training data
-    of a seed does not change with the number of report rows asked for.
+    of a seed does not change with the number of report rows asked for. The report rows do not
+    depend on the seed at all: every seed is measured on the same rows, so the spread across seeds
+    is training variance only, and conditions of different seeds can be paired.
 
     >>> t = Task("t", ("a", "b"), list(range(50)), list(range(100)), "")
     >>> draw_samples(t, 0, n_report=10, n_sft=5, n_collect=5).sft == draw_samples(
@@ -172,14 +181,18 @@ def draw_samples(
     def draw(pool: list[Any], n: int, purpose: str) -> list[Any]:
         return random.Random(f"{task.name}:{seed}:{purpose}").sample(pool, min(n, len(pool)))
 
+    fixed_report = random.Random(f"{task.name}:report").sample(source, min(n_report, len(source)))
     return Samples(
-        report=draw(source, n_report, "report") if n_report else list(source),
+        report=fixed_report if n_report else list(source),
         sft=draw(task.train, n_sft, "sft"),
         collect=draw(task.train, n_collect, "collect"),
     )
 
 
-def run_task(task: Task, args: argparse.Namespace, seed: int, work: Path) -> list[dict[str, Any]]:
+async def run_task(
+    task: Task, args: argparse.Namespace, seed: int, work: Path, served_strong: Any = None
+) -> list[dict[str, Any]]:
+    """One (task, seed) run; `served_strong` is the strong chat model (None: the 135M stand-in)."""
     from benchmarks.label_choice import ConfidenceLabelModel, LabelChoiceModel
     from cowest_graph import create_cowest_graph
     from cowest_graph.collect import acollect
@@ -199,7 +212,7 @@ def run_task(task: Task, args: argparse.Namespace, seed: int, work: Path) -> lis
     report = samples.report
     prompts = CowestPrompts().with_format(k_shot(task, args.shots, seed))
     judge = label_judge(task.labels)
-    strong = LabelChoiceModel(base=load_weak_model(temperature=0.0), labels=task.labels)
+    strong = served_strong or LabelChoiceModel(base=load_weak_model(temperature=0.0), labels=task.labels)
     results: list[dict[str, Any]] = []
 
     async def evaluate(name: str, weak: Any, *, weak_alone: str | None = None) -> None:
@@ -231,17 +244,18 @@ def run_task(task: Task, args: argparse.Namespace, seed: int, work: Path) -> lis
             labels=task.labels,
             prompts=prompts,
             counts_as_strong=True,
+            concurrency=8,  # a served strong model answers one request at a time anyway
         )
         results.append({"task": task.name, "seed": seed, **r.summary()})
         print(f"  {task.name} seed {seed} strong alone: acc {r.accuracy:.3f}", flush=True)
 
-    asyncio.run(strong_alone())
+    await strong_alone()
     if not task.trainable:
         weak = load_weak_model(max_new_tokens=args.weak_tokens, temperature=0.0)
-        asyncio.run(evaluate("CoWest", weak, weak_alone="weak alone"))
+        await evaluate("CoWest", weak, weak_alone="weak alone")
         if args.supericl:
             plug_in = ConfidenceLabelModel(base=weak, labels=task.labels)
-            asyncio.run(evaluate("SuperICL (weak label + confidence)", plug_in))
+            await evaluate("SuperICL (weak label + confidence)", plug_in)
         return results
 
     adapters = work / f"{task.name}-s{seed}" / "adapters"
@@ -260,10 +274,10 @@ def run_task(task: Task, args: argparse.Namespace, seed: int, work: Path) -> lis
         ),
     )
     weak_sft = load_weak_model(adapter=sft.adapter_dir, max_new_tokens=args.weak_tokens, temperature=0.0)
-    asyncio.run(evaluate("CoWest (SFT weak)", weak_sft, weak_alone="weak alone (SFT)"))
+    await evaluate("CoWest (SFT weak)", weak_sft, weak_alone="weak alone (SFT)")
     if args.supericl:
         plug_in = ConfidenceLabelModel(base=weak_sft, labels=task.labels)
-        asyncio.run(evaluate("SuperICL (SFT weak label + confidence)", plug_in))
+        await evaluate("SuperICL (SFT weak label + confidence)", plug_in)
 
     parent, store_url = sft.adapter_dir, f"sqlite:///{work / f'{task.name}-s{seed}' / 'traces.db'}"
     collect_q = samples.collect
@@ -278,7 +292,7 @@ def run_task(task: Task, args: argparse.Namespace, seed: int, work: Path) -> lis
             measure_influence=True,
         ).compile()
         tracer = CowestTracer(store_url)
-        asyncio.run(acollect(graph, collect_q, tracer, concurrency=4, resume=False, progress=False))
+        await acollect(graph, collect_q, tracer, concurrency=4, resume=False, progress=False)
         try:
             pairs = build_preference_pairs(
                 tracer.store,
@@ -304,7 +318,7 @@ def run_task(task: Task, args: argparse.Namespace, seed: int, work: Path) -> lis
         parent = dpo.adapter_dir
         aligned = load_weak_model(adapter=parent, max_new_tokens=args.weak_tokens, temperature=0.0)
         label = "CoWest aligned (DPO round 1)" if round_ == 1 else f"CoWest aligned (DPO round {round_})"
-        asyncio.run(evaluate(label, aligned))
+        await evaluate(label, aligned)
         results[-1]["pairs"] = pairs.report.pairs
     return results
 
@@ -385,6 +399,13 @@ def main() -> None:
     parser.add_argument("--weak-tokens", type=int, default=48)
     parser.add_argument("--context-chars", type=int, default=600)
     parser.add_argument(
+        "--strong",
+        default="standin",
+        help="standin (SmolLM2-135M by constrained label choice) | qwen (Qwen2.5-Coder-1.5B on llama.cpp, "
+        "free text parsed for its final 'Answer:') | any spec that --strong takes on the CLI",
+    )
+    parser.add_argument("--strong-tokens", type=int, default=24, help="tokens per strong answer (served)")
+    parser.add_argument(
         "--supericl",
         action="store_true",
         help="also run the SuperICL-style peer baseline: the weak model's label and confidence as the draft",
@@ -416,15 +437,28 @@ def main() -> None:
         rows = earlier["runs"]
         commands = earlier.get("commands") or [{"settings": earlier["settings"], "wall_s": earlier["wall_s"]}]
     start = time.perf_counter()
-    for name in args.tasks.split(","):
-        task = split_dev(loaders[name](), args.n_dev)
-        seeds = range(args.first_seed, args.first_seed + (args.seeds if task.trainable else 1))
-        for seed in seeds:
-            # --append keeps other tasks and seeds; a (task, seed) run again replaces its rows.
-            rows = [r for r in rows if (r["task"], r["seed"]) != (name, seed)]
-            print(f"{name}: seed {seed}", flush=True)
-            rows.extend(run_task(task, args, seed, work))
-            write_results(rows, commands, args, start)
+
+    async def run_all(served_strong: Any) -> None:
+        nonlocal rows
+        for name in args.tasks.split(","):
+            task = split_dev(loaders[name](), args.n_dev)
+            seeds = range(args.first_seed, args.first_seed + (args.seeds if task.trainable else 1))
+            for seed in seeds:
+                # --append keeps other tasks and seeds; a (task, seed) run again replaces its rows.
+                rows = [r for r in rows if (r["task"], r["seed"]) != (name, seed)]
+                print(f"{name}: seed {seed}", flush=True)
+                rows.extend(await run_task(task, args, seed, work, served_strong))
+                write_results(rows, commands, args, start)
+
+    # One event loop for the whole run: ChatOpenAI caches one async HTTP client per endpoint,
+    # bound to the loop that first used it.
+    if args.strong == "standin":
+        asyncio.run(run_all(None))
+        return
+    from cowest_graph.models import open_strong_model
+
+    with open_strong_model(args.strong, max_tokens=args.strong_tokens) as served:
+        asyncio.run(run_all(served))
 
 
 def write_results(
@@ -450,7 +484,7 @@ def write_results(
                 *commands,
                 {"settings": vars(args), "wall_s": time.perf_counter() - start},
             ],
-            "strong_model": "general SmolLM2-135M-Instruct (offline stand-in), constrained label choice",
+            "strong_model": STRONG_NAMES.get(args.strong, args.strong),
         },
     )
     try:
