@@ -7,26 +7,13 @@ client) and reads stderr and the exit status, as a user's shell would.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
 from servers import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    code = "from cowest_graph.cli import main; main()"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "COLUMNS": "100", **(env or {})},
-    )
 
 
 def _lines(text: str) -> list[str]:
@@ -35,7 +22,7 @@ def _lines(text: str) -> list[str]:
 
 def test_unreachable_strong_endpoint_is_two_lines_and_status_3() -> None:
     down = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
-    out = _cli("ask", "Name a planet.", "--strong", down, "--max-new-tokens", "4", "-k", "1")
+    out = run_cli("ask", "Name a planet.", "--strong", down, "--max-new-tokens", "4", "-k", "1")
     assert out.returncode == 3, out.stderr[-2000:]
     lines = _lines(out.stderr)
     assert len(lines) == 2, out.stderr
@@ -46,13 +33,13 @@ def test_unreachable_strong_endpoint_is_two_lines_and_status_3() -> None:
 
 def test_debug_shows_the_traceback() -> None:
     down = f"http://127.0.0.1:{free_port()}/v1"
-    out = _cli("--debug", "ask", "Name a planet.", "--strong", down, "--max-new-tokens", "4", "-k", "1")
+    out = run_cli("--debug", "ask", "Name a planet.", "--strong", down, "--max-new-tokens", "4", "-k", "1")
     assert out.returncode not in (0, 3)
     assert "Traceback" in out.stderr and "CowestRunError" in out.stderr
 
 
 def test_missing_adapter_is_one_line_naming_it(tmp_path: Path) -> None:
-    out = _cli("ask", "hi", "--adapter", str(tmp_path / "nothing"), "--strong", "smollm2")
+    out = run_cli("ask", "hi", "--adapter", str(tmp_path / "nothing"), "--strong", "smollm2")
     assert out.returncode in (2, 5), out.stderr[-2000:]
     lines = _lines(out.stderr)
     assert 1 <= len(lines) <= 2 and "nothing" in lines[0], out.stderr
@@ -60,7 +47,7 @@ def test_missing_adapter_is_one_line_naming_it(tmp_path: Path) -> None:
 
 
 def test_missing_strong_model_file_is_one_line_and_status_4(tmp_path: Path) -> None:
-    out = _cli("ask", "hi", "--strong", str(tmp_path / "absent.gguf"))
+    out = run_cli("ask", "hi", "--strong", str(tmp_path / "absent.gguf"))
     assert out.returncode == 4, out.stderr[-2000:]
     lines = _lines(out.stderr)
     assert lines == [
@@ -69,11 +56,11 @@ def test_missing_strong_model_file_is_one_line_and_status_4(tmp_path: Path) -> N
 
 
 def test_store_errors_are_one_line_with_status_6_and_reading_creates_nothing(tmp_path: Path) -> None:
-    out = _cli("traces", "list", "--store", "mysql://nowhere/db")
+    out = run_cli("traces", "list", "--store", "mysql://nowhere/db")
     assert out.returncode == 6 and "unknown trace store scheme 'mysql'" in out.stderr, out.stderr
     typo = tmp_path / "typo.db"
     for args in (("pairs", str(tmp_path / "pairs"), "--store", f"sqlite:///{typo}"), ("traces", "list")):
-        out = _cli(*args, env={"COWEST_STORE": f"sqlite:///{typo}"})
+        out = run_cli(*args, env={"COWEST_STORE": f"sqlite:///{typo}"})
         assert out.returncode == 6, out.stderr
         want = f"error: no trace store at {typo}: check the path (reading never creates a store)"
         assert _lines(out.stderr)[0] == want, out.stderr
@@ -89,7 +76,7 @@ def test_store_errors_are_one_line_with_status_6_and_reading_creates_nothing(tmp
     ],
 )
 def test_bad_input_is_a_short_error_with_status_2(args: tuple[str, ...], needle: str) -> None:
-    out = _cli(*args)
+    out = run_cli(*args)
     assert out.returncode == 2, out.stderr[-2000:]
     assert needle in " ".join(out.stderr.split()), out.stderr
     assert "Traceback" not in out.stderr and len(_lines(out.stderr)) <= 6
@@ -113,7 +100,7 @@ def test_a_diverged_training_run_is_two_lines_and_status_7(tmp_path: Path) -> No
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("\n".join(json.dumps(row) for _ in range(4)) + "\n")
     adapters = tmp_path / "adapters"
-    out = _cli(
+    out = run_cli(
         "train", str(pairs), "--adapters", str(adapters), "--adapter", str(poisoned),
         "--max-steps", "2", "--batch-size", "2",
     )  # fmt: skip

@@ -8,12 +8,10 @@ shards, which `datasets` cannot load back (`IndexError` in `train`).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -29,17 +27,6 @@ QUESTIONS = [
 ]
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    code = "from cowest_graph.cli import main; main()"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "COLUMNS": "120"},
-    )
-
-
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[int, str]:
     """Stores holding the traces of 1, 2 and 8 questions (4 sampled drafts each, 135M models)."""
@@ -49,7 +36,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[int, str]:
         data = root / f"q{n}.jsonl"
         data.write_text("".join(json.dumps({"question": q, "reference": r}) + "\n" for q, r in QUESTIONS[:n]))
         urls[n] = f"sqlite:///{root / f'q{n}.db'}"
-        out = _cli(
+        out = run_cli(
             "run", str(data), "--store", urls[n], "--strong", "smollm2", "--scorer", "f1",
             "--drafts", "4", "--max-new-tokens", "8", "--temperature", "1.3",
         )  # fmt: skip
@@ -64,7 +51,7 @@ def test_run_pairs_train_round_trip(
     stores: dict[int, str], n: int, eval_fraction: float, tmp_path: Path
 ) -> None:
     pairs_dir = tmp_path / "pairs"
-    out = _cli(
+    out = run_cli(
         "pairs", str(pairs_dir), "--store", stores[n], "--min-margin", "0.01",
         "--eval-fraction", str(eval_fraction),
     )  # fmt: skip
@@ -75,7 +62,7 @@ def test_run_pairs_train_round_trip(
         assert "Traceback" not in out.stderr
         return
     adapters = tmp_path / "adapters"
-    trained = _cli(
+    trained = run_cli(
         "train", str(pairs_dir), "--adapters", str(adapters), "--max-steps", "1", "--batch-size", "2"
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
