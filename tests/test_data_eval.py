@@ -92,7 +92,7 @@ def test_a_version_1_store_is_migrated_and_keeps_its_runs(tmp_path: Path) -> Non
     conn.commit()
     conn.close()
     store = open_trace_store(f"sqlite:///{db}")
-    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.schema_version() == SCHEMA_VERSION == 3
     assert store.get_run("old")["question"] == "from v1"
     store.write_run({"run_id": "new", "started_at": 2.0, "status": "success", "example_id": "ex1"})
     assert store.example_ids() == {"ex1"}

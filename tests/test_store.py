@@ -172,3 +172,24 @@ def test_four_writer_processes_share_one_sqlite_file(tmp_path: Path) -> None:
     assert len(ids) == len(set(ids)) == 200
     assert {i.split("-")[0] for i in ids} == {"w0", "w1", "w2", "w3"}
     assert store.get_run("w3-49")["question"] == "question 49 from w3"
+
+
+def test_reading_pages_by_key_neither_repeats_nor_skips_while_others_write(store_url: str) -> None:
+    """Runs written while a reader pages through the store (one that started earlier but finished
+    later sorts before the reader's position) never make it read a run twice or miss one: pages
+    follow (started_at, run_id), not OFFSET."""
+    store = open_trace_store(store_url)
+    for i in range(250):
+        store.write_run({"run_id": f"r{i:03d}", "started_at": 1000.0 + i // 2, "status": "success"})
+    seen = []
+    for n, record in enumerate(store.iter_runs(batch_size=40)):
+        seen.append(record["run_id"])
+        if n % 40 == 39:  # between pages, another process finishes an early-started run
+            store.write_run({"run_id": f"late{n}", "started_at": 500.0 + n, "status": "success"})
+    assert len(seen) == len(set(seen)), "a run was read twice"
+    assert [r for r in seen if r.startswith("r")] == [f"r{i:03d}" for i in range(250)], "a run was skipped"
+    assert store.count() == 256
+    # A filter and the key compose: only successful runs after the given start time, in order.
+    tail = [r["run_id"] for r in store.iter_runs(batch_size=7, since=1100.0, status="success")]
+    assert tail == [f"r{i:03d}" for i in range(200, 250)]
+    store.close()

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 from cowest_graph.store.export import dataset_features, dataset_row
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema version this release writes."""
 
 # Each migration takes a store from version N-1 to N. `{real}` is the float type of the dialect.
@@ -67,6 +67,9 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE cowest_runs ADD COLUMN example_id TEXT",
         "CREATE INDEX IF NOT EXISTS cowest_runs_example ON cowest_runs (example_id)",
     ],
+    # v3: reading pages by the key (started_at, run_id), never by OFFSET (linear, and stable while
+    # other processes write).
+    3: ["CREATE INDEX IF NOT EXISTS cowest_runs_order ON cowest_runs (started_at, run_id)"],
 }
 
 
@@ -348,8 +351,10 @@ class TraceStore(ABC):
     ) -> Iterator[dict[str, Any]]:
         """Yield whole run records in batches of `batch_size` rows, oldest first.
 
-        A row whose JSON is corrupt is skipped with a warning naming its run id (and listed in
-        `store.problems`); the remaining runs still load.
+        Pages follow the key `(started_at, run_id)` (keyset pagination), not `OFFSET`: reading
+        stays linear in the number of runs, and runs written meanwhile never shift a page, so no
+        run is read twice or skipped. A row whose JSON is corrupt is skipped with a warning naming
+        its run id (and listed in `store.problems`); the remaining runs still load.
 
         Example:
             >>> sum(1 for _ in store.iter_runs(status="success"))  # doctest: +SKIP
@@ -357,17 +362,19 @@ class TraceStore(ABC):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         where, args = self._where(flt or RunFilter(**filters))
+        p = self._dialect.param
+        after = f"(started_at > {p} OR (started_at = {p} AND run_id > {p}))"
         self.problems = []
-        offset = 0
+        key: tuple[float, str] | None = None
         while True:
+            sql, page_args = f"SELECT run_id, started_at, data FROM cowest_runs{where}", list(args)
+            if key is not None:
+                sql += (" AND " if where else " WHERE ") + after
+                page_args += [key[0], key[0], key[1]]
             with self._cursor_ctx(write=False) as cur:
-                cur.execute(
-                    f"SELECT run_id, data FROM cowest_runs{where} ORDER BY started_at, run_id "
-                    f"LIMIT {int(batch_size)} OFFSET {offset}",
-                    args,
-                )
+                cur.execute(f"{sql} ORDER BY started_at, run_id LIMIT {int(batch_size)}", page_args)
                 rows = cur.fetchall()
-            for run_id, data in rows:
+            for run_id, _, data in rows:
                 try:
                     yield _decode(run_id, data)
                 except CorruptRecordError as exc:
@@ -375,7 +382,7 @@ class TraceStore(ABC):
                     warnings.warn(str(exc), stacklevel=2)
             if len(rows) < batch_size:
                 return
-            offset += batch_size
+            key = (rows[-1][1], rows[-1][0])
 
     def export_jsonl(self, path: str | Path, flt: RunFilter | None = None, **filters: Any) -> int:
         """Write matching runs to a JSONL file (one record per line); return how many.
