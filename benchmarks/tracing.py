@@ -34,26 +34,55 @@ async def _timed(graph, n: int, callbacks: list) -> float:  # noqa: ANN001
     return time.perf_counter() - start
 
 
-def overhead(label: str, weak, strong, runs: int, url: str, repeats: int = 5) -> dict:  # noqa: ANN001
-    """Interleave traced and untraced batches so drift hits both alike; report the median ratio."""
+def overhead(
+    label: str,
+    weak,  # noqa: ANN001
+    strong,  # noqa: ANN001
+    runs: int,
+    url: str,
+    *,
+    goal_margin: float = 0.02,
+    min_repeats: int = 6,
+    max_repeats: int = 40,
+) -> dict:
+    """Traced / untraced time, measured until it is resolvable at the goal.
+
+    Each repeat times one untraced and one traced batch of `runs` runs, in alternating order, with
+    the same sampling seed (with fixed-length generation both batches do the same work), so drift
+    and order hit both alike. Repeats go on until the 95% bootstrap interval of the mean ratio is
+    narrower than `goal_margin` (the goal is <= 1 + goal_margin), at least `min_repeats`.
+    """
+    import torch
+
+    from cowest_graph.evaluate import bootstrap_ci
     from cowest_graph.tracing import CowestTracer
 
     graph = _graph(weak, strong)
     tracer = CowestTracer(url)
     asyncio.run(_timed(graph, 2, [tracer]))  # warm up
     ratios, off_times, on_times = [], [], []
-    for _ in range(repeats):
-        off = asyncio.run(_timed(graph, runs, []))
-        on = asyncio.run(_timed(graph, runs, [tracer]))
-        off_times.append(off)
-        on_times.append(on)
-        ratios.append(on / off)
+    low = high = float("nan")
+    for i in range(max_repeats):
+        timings = {}
+        for traced in (False, True) if i % 2 == 0 else (True, False):
+            torch.manual_seed(1000 + i)
+            timings[traced] = asyncio.run(_timed(graph, runs, [tracer] if traced else []))
+        off_times.append(timings[False])
+        on_times.append(timings[True])
+        ratios.append(timings[True] / timings[False])
+        if i + 1 >= min_repeats:
+            low, high = bootstrap_ci(ratios)
+            if high - low < goal_margin:
+                break
     return {
         "models": label,
         "runs_per_batch": runs,
+        "repeats": len(ratios),
         "ms_per_run_untraced": 1000 * statistics.median(off_times) / runs,
         "ms_per_run_traced": 1000 * statistics.median(on_times) / runs,
-        "overhead_ratio": statistics.median(ratios),
+        "overhead_ratio": statistics.mean(ratios),
+        "ci_low": low,
+        "ci_high": high,
     }
 
 
@@ -118,18 +147,14 @@ def main() -> None:
         )
     ]
     step("tracing overhead with the real weak model")
-    real_weak = load_weak_model(max_new_tokens=16, temperature=0.7)
+    # Fixed length (min = max new tokens) and a seed per repeat: sampling noise is not overhead.
+    real_weak = load_weak_model(max_new_tokens=16, min_new_tokens=16, temperature=0.7)
     rows.append(
         overhead(
-            "real SmolLM2 weak + scripted strong",
-            real_weak,
-            strong,
-            args.real_runs,
-            f"sqlite:///{tmp}/o2.db",
-            repeats=3,
+            "real SmolLM2 weak + scripted strong", real_weak, strong, args.real_runs, f"sqlite:///{tmp}/o2.db"
         )
     )
-    print_table("Tracing overhead (traced / untraced, median of interleaved batches)", rows)
+    print_table("Tracing overhead (traced / untraced: mean of interleaved pairs, 95% bootstrap CI)", rows)
 
     step("trace store writes")
     writes = [write_throughput(f"sqlite:///{tmp}/w.db", "sqlite", 300)]
