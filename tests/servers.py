@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import time
 import urllib.request
@@ -12,14 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from cowest_graph.models.strong import stop_process
+from cowest_graph.models.strong import free_port, stop_process
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["free_port", "serve"]  # free_port: re-exported for the server tests
 
 
 @contextlib.contextmanager

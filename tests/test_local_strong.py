@@ -22,7 +22,7 @@ import pytest
 from servers import free_port
 
 from cowest_graph.models.files import QWEN_NAME, StrongModelError, join_parts, strong_model_path
-from cowest_graph.models.strong import _port_is_free, local_strong
+from cowest_graph.models.strong import local_strong, port_is_free
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +68,7 @@ def test_serves_answers_and_stops_on_exit() -> None:
         pid = server.process.pid
         port = int(server.base_url.rsplit(":", 1)[1].split("/")[0])
     assert _wait_gone(pid, 5)
-    assert _port_is_free(port), "nothing listens on the port any more"
+    assert port_is_free(port), "nothing listens on the port any more"
 
 
 async def test_async_context_manager() -> None:
@@ -157,7 +157,7 @@ def test_serve_strong_cli_prints_the_settings_and_stops_on_ctrl_c() -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert _port_is_free(port)
+    assert port_is_free(port)
 
 
 def _wheel(path: Path, n: int, data: bytes) -> Path:

@@ -39,7 +39,7 @@ from cowest_graph.models.files import (
 from cowest_graph.models.hf import load_weak_model
 
 
-def _port_is_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
     """Whether a server could listen on the loopback port now (a port in TIME_WAIT counts as free,
     as it does for the server, which binds with SO_REUSEADDR)."""
     with socket.socket() as s:
@@ -51,7 +51,8 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -205,8 +206,8 @@ class local_strong:  # noqa: N801 - used like a function: `with local_strong() a
                 "run `bash scripts/setup.sh --with-llama-server` (or pip install 'cowest-graph[llamacpp]')"
             )
         path, name = resolve_model_file(self.model)
-        port = self.port if self.port is not None else _free_port()
-        if not _port_is_free(port):
+        port = self.port if self.port is not None else free_port()
+        if not port_is_free(port):
             raise StrongModelError(f"port {port} on 127.0.0.1 is already in use: pick another with --port")
         key = "sk-local-" + secrets.token_hex(8)
         if self.log_path is not None:
