@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict
 
-from cowest_graph.models import WeakModel
+from cowest_graph.models import HFWeakModel
 
 
 class LabelChoiceModel(BaseChatModel):
@@ -28,7 +28,7 @@ class LabelChoiceModel(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    base: WeakModel
+    base: HFWeakModel
     labels: tuple[str, ...]
     prefix: str = "Answer:"
 

@@ -1,15 +1,17 @@
-"""Drafting throughput of the weak node, measured against raw batched `generate` on this machine.
+"""Drafting throughput of the weak node on both backends (transformers, llama.cpp), in one run.
 
     python -m benchmarks.throughput [--tokens 48] [--repeats 3]
 
-Ratios, all measured in one run (median of repeats, fixed-length generation):
-  * k drafts vs one draft (one batched generate for the k drafts);
-  * the weak node (WeakModel) vs raw `model.generate` on the same batch (goal <= 1.1x);
-  * 16 concurrent graph runs vs 16 sequential runs (drafts/s, goal >= 3x), and vs a raw batched
-    generate of the same 16 prompts (goal >= 80% of raw);
-  * graph wall time vs the time spent inside model calls (overhead, goal <= 5%);
-  * tracing on vs off.
-Writes benchmarks/results/throughput.json and throughput.png (drafts/s against concurrency).
+Ratios, all measured in one run (medians of interleaved repeats, fixed-length generation):
+  * weak node, k drafts: Hugging Face / llama.cpp time (goal >= 4), and k drafts / 1 draft per
+    backend (llama.cpp goal <= 1.5);
+  * the HF weak node vs raw `model.generate` on the same batch (goal <= 1.1x);
+  * 16 concurrent graph runs vs 16 sequential runs per backend, and llama.cpp's concurrent drafts/s
+    vs a raw batched HF generate of the same 16 prompts (goal >= 2);
+  * graph wall time vs the time inside model calls, with the batching queue's wait counted as
+    model time and as overhead (goal <= 1.05).
+Tracing overhead has its own benchmark (benchmarks/tracing.py). Writes
+benchmarks/results/throughput.json and throughput.png (drafts/s against concurrency).
 """
 
 from __future__ import annotations
@@ -47,20 +49,26 @@ def main() -> None:
     from cowest_graph.testing import ScriptedChatModel
     from cowest_graph.tracing import CowestTracer
 
-    n_tok = args.tokens
-    step("loading the weak model")
-    weak = load_weak_model(max_new_tokens=n_tok, min_new_tokens=n_tok, temperature=0.8)
+    n_tok, k = args.tokens, args.k
+    step("loading the weak model on both backends")
+    fixed = {"max_new_tokens": n_tok, "min_new_tokens": n_tok, "temperature": 0.8}
+    backends = {
+        "hf": load_weak_model(backend="hf", **fixed),
+        "llama.cpp": load_weak_model(backend="llama.cpp", **fixed),
+    }
+    hf = backends["hf"]
     prompts = CowestPrompts()
     questions = [f"Question {i}: what should a new employee know about rule {i}?" for i in range(16)]
-    rendered = [weak.render(prompts.weak_messages(q))[0] for q in questions]
-    tok = weak.tokenizer
+    messages = [prompts.weak_messages(q) for q in questions]
+    rendered = [hf.render(m)[0] for m in messages]
+    tok = hf.tokenizer
 
     def raw(batch_prompts: list[str], n: int) -> None:
         enc = tok(
             batch_prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
         )
         with torch.inference_mode():
-            weak.hf_model.generate(
+            hf.hf_model.generate(
                 **enc,
                 max_new_tokens=n_tok,
                 min_new_tokens=n_tok,
@@ -72,35 +80,50 @@ def main() -> None:
             )
 
     rows = []
-    # 1-2: k drafts vs 1 draft, weak node vs raw generate.
-    # Interleaved: each repeat times all four once, so machine drift hits them alike.
-    samples: dict[str, list[float]] = {"raw_1": [], "raw_k": [], "node_1": [], "node_k": []}
+    # 1. k drafts vs 1 draft per backend, and HF node vs raw generate; interleaved repeats.
+    samples: dict[str, list[float]] = {}
     for i in range(args.repeats):
-        step(f"k drafts vs 1, node vs raw generate: repeat {i + 1}/{args.repeats}")
-        samples["raw_1"].append(timed(lambda: raw(rendered[:1], 1), 1))
-        samples["node_1"].append(timed(lambda: weak.generate([prompts.weak_messages(questions[0])], n=1), 1))
-        samples["raw_k"].append(timed(lambda: raw(rendered[:1], args.k), 1))
-        samples["node_k"].append(
-            timed(lambda: weak.generate([prompts.weak_messages(questions[0])], n=args.k), 1)
-        )
-    raw_1, raw_k, node_1, node_k = (
-        statistics.median(samples[k]) for k in ("raw_1", "raw_k", "node_1", "node_k")
-    )
-    rows.append({"measure": f"raw generate: {args.k} drafts / 1 draft (time)", "ratio": raw_k / raw_1})
-    rows.append({"measure": f"weak node: {args.k} drafts / 1 draft (time)", "ratio": node_k / node_1})
+        step(f"one prompt, 1 and {k} drafts, both backends: repeat {i + 1}/{args.repeats}")
+        samples.setdefault("raw_k", []).append(timed(lambda: raw(rendered[:1], k), 1))
+        for name, weak in backends.items():
+            samples.setdefault(f"{name}_1", []).append(
+                timed(lambda w=weak: w.generate([messages[0]], n=1), 1)
+            )
+            samples.setdefault(f"{name}_k", []).append(
+                timed(lambda w=weak: w.generate([messages[0]], n=k), 1)
+            )
+    med = {key: statistics.median(v) for key, v in samples.items()}
     rows.append(
-        {"measure": f"weak node / raw generate, {args.k} drafts (time, goal <= 1.1)", "ratio": node_k / raw_k}
+        {
+            "measure": f"weak node, {k} drafts: hf / llama.cpp time (goal >= 4)",
+            "ratio": med["hf_k"] / med["llama.cpp_k"],
+        }
+    )
+    rows.append(
+        {"measure": "weak node, 1 draft: hf / llama.cpp time", "ratio": med["hf_1"] / med["llama.cpp_1"]}
+    )
+    rows.append(
+        {
+            "measure": f"llama.cpp: {k} drafts / 1 draft (time, goal <= 1.5)",
+            "ratio": med["llama.cpp_k"] / med["llama.cpp_1"],
+        }
+    )
+    rows.append({"measure": f"hf: {k} drafts / 1 draft (time)", "ratio": med["hf_k"] / med["hf_1"]})
+    rows.append(
+        {
+            "measure": f"hf weak node / raw generate, {k} drafts (time, goal <= 1.1)",
+            "ratio": med["hf_k"] / med["raw_k"],
+        }
     )
 
-    # 3: concurrent vs sequential graph runs, and vs raw batched generate of the same prompts.
+    # 2. concurrency: drafts/s of 16 graph runs (1 draft each) at 1..16 in flight, per backend.
     strong = ScriptedChatModel(respond=lambda m: "an answer")
-    graph = create_cowest_graph(weak, strong, scorer=lambda q, a, r: 0.5, num_drafts=1).compile()
+    graphs = {
+        name: create_cowest_graph(weak, strong, scorer=lambda q, a, r: 0.5, num_drafts=1).compile()
+        for name, weak in backends.items()
+    }
 
-    def sequential() -> None:
-        for q in questions:
-            graph.invoke({"question": q})
-
-    async def concurrent(c: int) -> None:
+    async def concurrent(graph, c: int) -> None:  # noqa: ANN001
         gate = asyncio.Semaphore(c)
 
         async def one(q: str) -> None:
@@ -109,68 +132,80 @@ def main() -> None:
 
         await asyncio.gather(*(one(q) for q in questions))
 
-    step("16 sequential graph runs")
-    seq = timed(sequential, 1)
-    per_c = {}
-    for c in (1, 2, 4, 8):
-        step(f"16 graph runs, {c} at a time")
-        per_c[c] = timed(lambda c=c: asyncio.run(concurrent(c)), max(1, args.repeats - 1))
-    # The headline pair, interleaved: 16 concurrent runs and a raw batched generate of the same prompts.
-    conc_16, raw_16s = [], []
-    for i in range(args.repeats):
-        step(f"16 concurrent runs vs raw batched generate: repeat {i + 1}/{args.repeats}")
-        conc_16.append(timed(lambda: asyncio.run(concurrent(16)), 1))
-        raw_16s.append(timed(lambda: raw(rendered, 1), 1))
-    per_c[16], raw_16 = statistics.median(conc_16), statistics.median(raw_16s)
     drafts = len(questions)
+    curves: dict[str, dict[str, float]] = {}
+    for name, graph in graphs.items():
+        step(f"{name}: 16 sequential graph runs")
+        seq = timed(lambda g=graph: [g.invoke({"question": q}) for q in questions], 1)
+        curve = {"sequential": drafts / seq}
+        for c in (1, 2, 4, 8, 16):
+            step(f"{name}: 16 graph runs, {c} at a time")
+            curve[str(c)] = drafts / timed(lambda g=graph, c=c: asyncio.run(concurrent(g, c)), 1)
+        curves[name] = curve
+    step("raw batched generate of the 16 prompts (hf)")
+    raw_16 = drafts / timed(lambda: raw(rendered, 1), max(1, args.repeats - 1))
+    for name, curve in curves.items():
+        rows.append(
+            {
+                "measure": f"{name}: 16 concurrent / 16 sequential runs (drafts/s)",
+                "ratio": curve["16"] / curve["sequential"],
+            }
+        )
     rows.append(
-        {"measure": "16 concurrent / 16 sequential runs (drafts/s, goal >= 3)", "ratio": seq / per_c[16]}
+        {
+            "measure": "hf: 16 concurrent runs / raw batched generate of 16 (drafts/s)",
+            "ratio": curves["hf"]["16"] / raw_16,
+        }
     )
     rows.append(
         {
-            "measure": "16 concurrent runs / raw batched generate of 16 (drafts/s, goal >= 0.8)",
-            "ratio": raw_16 / per_c[16],
+            "measure": "llama.cpp 16 concurrent runs / hf raw batched generate of 16 (drafts/s, goal >= 2)",
+            "ratio": curves["llama.cpp"]["16"] / raw_16,
         }
     )
-    rows.append({"measure": "raw batched 16 / raw one-by-one 16 (drafts/s)", "ratio": 16 * raw_1 / raw_16})
 
-    # 4: graph overhead: wall time vs time inside model calls, from the traces.
-    step("graph overhead and tracing overhead")
-    tracer = CowestTracer(f"sqlite:///{RESULTS}/.throughput-traces.db")
-    start = time.perf_counter()
-    for q in questions[:6]:
-        graph.invoke({"question": q}, config={"callbacks": [tracer]})
-    wall = time.perf_counter() - start
-    inside = sum(c["latency_s"] for r in tracer.store.iter_runs() for n in r["nodes"] for c in n["calls"])
-    tracer.store.close()
-    Path(f"{RESULTS}/.throughput-traces.db").unlink(missing_ok=True)
-    rows.append(
-        {"measure": "graph wall time / time inside model calls (goal <= 1.05)", "ratio": wall / inside}
-    )
+    # 3. graph overhead: wall time vs time inside model calls (from the traces), sequential runs.
+    for name, graph in graphs.items():
+        step(f"{name}: graph overhead")
+        db = RESULTS / f".throughput-{name}.db"
+        tracer = CowestTracer(f"sqlite:///{db}")
+        start = time.perf_counter()
+        for q in questions[:6]:
+            graph.invoke({"question": q}, config={"callbacks": [tracer]})
+        wall = time.perf_counter() - start
+        tracer.flush()
+        calls = [c for r in tracer.store.iter_runs() for n in r["nodes"] for c in n["calls"]]
+        inside = sum(c["latency_s"] for c in calls)
+        waited = sum(c.get("queue_wait_s") or 0.0 for c in calls)
+        tracer.store.close()
+        Path(db).unlink(missing_ok=True)
+        rows.append(
+            {
+                "measure": f"{name}: graph wall / model-call time, queue wait as model time (goal <= 1.05)",
+                "ratio": wall / inside,
+            }
+        )
+        rows.append(
+            {
+                "measure": f"{name}: graph wall / model-call time, queue wait as overhead",
+                "ratio": wall / (inside - waited),
+            }
+        )
 
-    # 5: tracing on vs off (sequential runs, same graph).
-    off = timed(lambda: [graph.invoke({"question": q}) for q in questions[:6]], 1)
-    tr = CowestTracer(f"sqlite:///{RESULTS}/.throughput-traces2.db")
-    on = timed(lambda: [graph.invoke({"question": q}, config={"callbacks": [tr]}) for q in questions[:6]], 1)
-    tr.store.close()
-    Path(f"{RESULTS}/.throughput-traces2.db").unlink(missing_ok=True)
-    rows.append({"measure": "tracing on / off (time)", "ratio": on / off})
-
-    print_table(
-        f"Weak-node drafting throughput ({n_tok} tokens, SmolLM2-135M, {torch.get_num_threads()} threads)",
-        rows,
-    )
-    curve = [{"concurrency": c, "drafts_per_s": drafts / t} for c, t in per_c.items()]
-    curve.insert(0, {"concurrency": "sequential", "drafts_per_s": drafts / seq})
-    print_table("drafts/s against concurrency (16 runs)", curve)
+    threads = torch.get_num_threads()
+    print_table(f"Weak-node drafting throughput ({n_tok} tokens, SmolLM2-135M, {threads} threads)", rows)
+    table = [{"concurrency": c, **{f"{n} drafts/s": curves[n][c] for n in curves}} for c in curves["hf"]]
+    print_table("drafts/s against concurrency (16 runs)", table)
     path = save(
         "throughput",
         {
             "ratios": rows,
-            "curve": curve,
-            "raw_batched_16_drafts_per_s": drafts / raw_16,
+            "curves": curves,
+            "seconds": med,
+            "raw_batched_16_drafts_per_s": raw_16,
             "tokens": n_tok,
-            "k": args.k,
+            "k": k,
+            "llama_cpp_precision": backends["llama.cpp"].gguf_path,
         },
     )
     try:
@@ -180,13 +215,15 @@ def main() -> None:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        cs = list(per_c)
-        ax.plot(cs, [drafts / per_c[c] for c in cs], marker="o", label="cowest graph (batching queue)")
-        ax.axhline(drafts / raw_16, color="gray", linestyle="--", label="raw batched generate (16)")
-        ax.axhline(drafts / seq, color="red", linestyle=":", label="sequential runs")
+        cs = [1, 2, 4, 8, 16]
+        for name, style in (("llama.cpp", "o-"), ("hf", "s-")):
+            ax.plot(cs, [curves[name][str(c)] for c in cs], style, label=f"cowest graph, {name} backend")
+            ax.axhline(curves[name]["sequential"], linestyle=":", color="gray")
+        ax.axhline(raw_16, color="black", linestyle="--", label="raw batched HF generate (16)")
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("concurrent runs")
-        ax.set_ylabel("drafts / s")
+        ax.set_yscale("log")
+        ax.set_xlabel("concurrent graph runs")
+        ax.set_ylabel("drafts / s (48 tokens each)")
         ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(RESULTS / "throughput.png", dpi=120)

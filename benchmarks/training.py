@@ -1,8 +1,12 @@
 """Training throughput: `train_dpo` / `train_sft` against a plain TRL script on the same data and
-settings, each variant in a fresh subprocess (samples/s from the trainer's own runtime, peak RSS
-or peak CUDA memory of that process). Alternating order, median over repeats.
+settings, each variant in a fresh subprocess (peak RSS or peak CUDA memory of that process).
 
-    python -m benchmarks.training [--repeats 2] [--steps 4] [--model DIR]
+Speed is timed per optimizer step by a `TrainerCallback` in both variants; the first `--warmup`
+steps of every run are dropped (allocation, first-call compilation), the rest are pooled over
+alternating repeats, and the throughput ratio plain-time / cowest-time gets a 95% bootstrap
+interval over steps.
+
+    python -m benchmarks.training [--repeats 2] [--steps 12] [--warmup 2] [--model DIR]
 
 Writes benchmarks/results/training.json. On a GPU machine, pass --model with a randomly
 initialised larger model directory (see --make-random) for timing.
@@ -52,6 +56,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 kind, variant, data, out, steps, batch, model_dir = sys.argv[1:8]
 steps, batch = int(steps), int(batch)
 import datasets, torch
+from transformers import TrainerCallback
+class StepTimer(TrainerCallback):
+    def __init__(self):
+        self.times, self.t0 = [], None
+    def on_step_begin(self, args, state, control, **kw):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.t0 = time.perf_counter()
+    def on_step_end(self, args, state, control, **kw):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.times.append(time.perf_counter() - self.t0)
+timer = StepTimer()
 common = dict(max_steps=steps, per_device_train_batch_size=batch, learning_rate=5e-5, max_length=256,
               logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True,
               use_cpu=not torch.cuda.is_available(), bf16=torch.cuda.is_available(),
@@ -64,7 +81,7 @@ if variant == "cowest":
                   disable_tqdm=True, extra=extra)
     base = None if model_dir == "-" else model_dir
     fn = train_dpo if kind == "dpo" else train_sft
-    result = fn(data, output_dir=out, base_model=base, config=cfg)
+    result = fn(data, output_dir=out, base_model=base, config=cfg, callbacks=[timer])
     m = result.metrics
     sps, runtime = m["train_samples_per_second"], m["train_runtime"]
 else:
@@ -81,7 +98,7 @@ else:
     ds = datasets.load_from_disk(data)["train"]
     if kind == "dpo":
         trainer = DPOTrainer(model=model, args=DPOConfig(output_dir=out, beta=0.1, **common),
-                             train_dataset=ds, processing_class=tok, peft_config=lora)
+                             train_dataset=ds, processing_class=tok, peft_config=lora, callbacks=[timer])
     else:
         from cowest_graph.prompts import CowestPrompts
         P = CowestPrompts()
@@ -93,13 +110,14 @@ else:
                     "completion": [{"role": "assistant", "content": ex["answer"]}]}
         ds = ds.map(row, remove_columns=ds.column_names)
         trainer = SFTTrainer(model=model, args=SFTConfig(output_dir=out, **common), train_dataset=ds,
-                             processing_class=tok, peft_config=lora)
+                             processing_class=tok, peft_config=lora, callbacks=[timer])
     trainer.train()
     logs = [h for h in trainer.state.log_history if "train_runtime" in h][-1]
     sps, runtime = logs["train_samples_per_second"], logs["train_runtime"]
 peak = (torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available()
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-print("RESULT " + json.dumps({"samples_per_s": sps, "train_runtime": runtime, "peak_mib": peak}))
+print("RESULT " + json.dumps({"samples_per_s": sps, "train_runtime": runtime, "peak_mib": peak,
+                              "step_s": timer.times}))
 """
 
 
@@ -138,10 +156,25 @@ def make_random(path: Path, hidden: int, layers: int) -> None:
     AutoTokenizer.from_pretrained(base).save_pretrained(path)
 
 
+def ratio_interval(
+    plain: list[float], ours: list[float], *, seed: int = 0, n: int = 4000
+) -> tuple[float, float]:
+    """95% bootstrap interval of mean(plain) / mean(ours) over steps (throughput ours / plain)."""
+    import random
+
+    rng = random.Random(seed)
+    ratios = sorted(
+        statistics.fmean(rng.choices(plain, k=len(plain))) / statistics.fmean(rng.choices(ours, k=len(ours)))
+        for _ in range(n)
+    )
+    return ratios[int(0.025 * n)], ratios[int(0.975 * n) - 1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--warmup", type=int, default=2, help="steps dropped at the start of every run")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--model", default="-", help="model directory (default: embedded SmolLM2)")
     parser.add_argument("--make-random", default=None, help="write a random 1.2B-ish model here and use it")
@@ -159,20 +192,26 @@ def main() -> None:
             for variant in order:
                 step(f"{kind}: {variant}, repeat {i + 1}/{args.repeats}")
                 results[variant].append(run_worker(kind, variant, data, args.steps, args.batch, args.model))
-        ours = statistics.median(r["samples_per_s"] for r in results["cowest"])
-        plain = statistics.median(r["samples_per_s"] for r in results["plain_trl"])
+        steps = {v: [t for r in rs for t in r["step_s"][args.warmup :]] for v, rs in results.items()}
+        ours, plain = statistics.fmean(steps["cowest"]), statistics.fmean(steps["plain_trl"])
+        low, high = ratio_interval(steps["plain_trl"], steps["cowest"])
         rows.append(
             {
                 "trainer": kind,
-                "cowest_samples_per_s": ours,
-                "plain_trl_samples_per_s": plain,
-                "throughput_ratio": ours / plain,
+                "cowest_s_per_step": ours,
+                "plain_trl_s_per_step": plain,
+                "throughput_ratio": plain / ours,
+                "ci_low": low,
+                "ci_high": high,
+                "steps_timed": len(steps["cowest"]),
                 "cowest_peak_mib": statistics.median(r["peak_mib"] for r in results["cowest"]),
                 "plain_trl_peak_mib": statistics.median(r["peak_mib"] for r in results["plain_trl"]),
             }
         )
     print_table(
-        f"train_* vs plain TRL ({args.steps} steps, batch {args.batch}, median of {args.repeats})", rows
+        f"train_* vs plain TRL ({args.steps} steps - {args.warmup} warm-up, batch {args.batch}, "
+        f"{args.repeats} repeats; ratio = cowest samples/s / plain, 95% bootstrap CI)",
+        rows,
     )
     path = save(args.name, {"rows": rows, "settings": vars(args), "goal_ratio": 0.95})
     print(f"wrote {path}")

@@ -35,7 +35,7 @@ from cowest_graph.evaluate import (
 )
 from cowest_graph.feedback import build_preference_pairs
 from cowest_graph.graph import create_cowest_graph
-from cowest_graph.models import load_weak_model
+from cowest_graph.models import WeakBackend, load_weak_model
 from cowest_graph.models.strong import open_strong_model
 from cowest_graph.prompts import CowestPrompts
 from cowest_graph.tracing import CowestTracer
@@ -63,6 +63,9 @@ class LoopConfig:
     """The weak prompt (short: SFT cost grows with every prompt token; the answer format is the
     strong model's business, so the weak prompt does not carry it)."""
     num_drafts: int = 4
+    weak_backend: WeakBackend | None = None
+    """Weak inference backend (`hf` or `llama.cpp`; None: `$COWEST_WEAK_BACKEND` or the default).
+    Training always runs on transformers."""
     weak_max_new_tokens: int = 32
     strong_max_new_tokens: int = 64
     weak_temperature: float = 1.0
@@ -149,7 +152,10 @@ async def _with_strong(
     console.rule(f"[bold]2. collect traces (k drafts, {strong_name} refines, strong alone)")
     t = time.perf_counter()
     weak = load_weak_model(
-        adapter=sft_dir, max_new_tokens=config.weak_max_new_tokens, temperature=config.weak_temperature
+        backend=config.weak_backend,
+        adapter=sft_dir,
+        max_new_tokens=config.weak_max_new_tokens,
+        temperature=config.weak_temperature,
     )
     # Strong answers are greedy, so identical drafts (frequent: the SFT weak model is confident)
     # share one strong call during collection (LangChain's in-memory model cache).

@@ -6,6 +6,7 @@ Settings come from the environment, so one `langgraph.json` serves any set-up:
 | --- | --- | --- |
 | `COWEST_WEAK_MODEL` | embedded SmolLM2 | local HF model directory for the weak model |
 | `COWEST_WEAK_ADAPTER` | none | LoRA adapter directory for the weak model |
+| `COWEST_WEAK_BACKEND` | `hf` | weak inference backend: `hf` (transformers) or `llama.cpp` |
 | `COWEST_STRONG` | `local` | strong model spec (`local`, `openai:MODEL`, `http(s)://.../v1`) |
 | `COWEST_NUM_DRAFTS` | 2 | drafts per round |
 | `COWEST_MAX_NEW_TOKENS` | 64 | tokens per local generation |

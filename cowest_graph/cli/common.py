@@ -91,7 +91,22 @@ def _scorer(spec: str):  # noqa: ANN202 - a Scorer or None (the strong model jud
     return named[spec]
 
 
-def _weak(adapter: str | None, max_new_tokens: int, temperature: float):  # noqa: ANN202 - a WeakModel
+WEAK_BACKEND_HELP = (
+    "Weak inference backend: hf (transformers) or llama.cpp (default: $COWEST_WEAK_BACKEND or hf)."
+)
+
+
+def _weak_backend(value: str | None) -> Any:
+    from cowest_graph.models import BACKENDS
+
+    if value is not None and value not in BACKENDS:
+        _fail(f"unknown weak backend {value!r}: use {' or '.join(BACKENDS)}")
+    return value
+
+
+def _weak(  # noqa: ANN202 - a WeakModel
+    adapter: str | None, max_new_tokens: int, temperature: float, backend: str | None = None
+):
     from transformers.utils import logging as hf_logging
 
     from cowest_graph.models import load_weak_model
@@ -100,7 +115,12 @@ def _weak(adapter: str | None, max_new_tokens: int, temperature: float):  # noqa
     # one-second "Loading weights" bar of the 135M model is noise on a command's stderr.
     hf_logging.disable_progress_bar()
     try:
-        return load_weak_model(adapter=adapter, max_new_tokens=max_new_tokens, temperature=temperature)
+        return load_weak_model(
+            backend=_weak_backend(backend),
+            adapter=adapter,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+        )
     finally:
         hf_logging.enable_progress_bar()
 

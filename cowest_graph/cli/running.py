@@ -9,12 +9,14 @@ import typer
 from cowest_graph.cli.common import (
     STORE_OPTION,
     STRONG_HELP,
+    WEAK_BACKEND_HELP,
     _fail,
     _open_store,
     _print_candidates,
     _scorer,
     _strong,
     _weak,
+    _weak_backend,
     app,
     console,
 )
@@ -28,11 +30,12 @@ def ask(
     adapter: str | None = typer.Option(None, help="LoRA adapter directory for the weak model."),
     reference: str | None = typer.Option(None, help="Reference answer (token-F1 scorer)."),
     max_new_tokens: int = typer.Option(96, min=1, help="Tokens per weak draft and local answer."),
+    weak_backend: str | None = typer.Option(None, "--weak-backend", help=WEAK_BACKEND_HELP),
 ) -> None:
     """Answer one question with the cowest subgraph and show drafts, answers and scores."""
     from cowest_graph import create_cowest_graph, token_f1
 
-    weak = _weak(adapter, max_new_tokens, 0.8)
+    weak = _weak(adapter, max_new_tokens, 0.8, weak_backend)
     with _strong(strong, max_new_tokens) as strong_model:
         graph = create_cowest_graph(
             weak, strong_model, scorer=token_f1 if reference else None, num_drafts=drafts
@@ -56,6 +59,7 @@ def run_cmd(
     max_new_tokens: int = typer.Option(48, min=1, help="Tokens per weak draft (and local strong answer)."),
     temperature: float = typer.Option(0.9, help="Weak sampling temperature."),
     resume: bool = typer.Option(True, help="Skip questions that already have a successful trace."),
+    weak_backend: str | None = typer.Option(None, "--weak-backend", help=WEAK_BACKEND_HELP),
 ) -> None:
     """Collect traces: run the cowest graph over a question file (resumable)."""
     import asyncio
@@ -70,7 +74,7 @@ def run_cmd(
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     db = _open_store(store, create=True)
-    weak = _weak(adapter, max_new_tokens, temperature)
+    weak = _weak(adapter, max_new_tokens, temperature, weak_backend)
     with _strong(strong, max_new_tokens) as strong_model:
         graph = create_cowest_graph(
             weak, strong_model, scorer=_scorer(scorer), num_drafts=drafts, measure_influence=measure_influence
@@ -95,6 +99,7 @@ def eval_cmd(
     answer_format: str = typer.Option("", help="Answer-format instruction appended to every prompt."),
     max_new_tokens: int = typer.Option(48, min=1),
     out: str | None = typer.Option(None, help="Write the results as JSON here."),
+    weak_backend: str | None = typer.Option(None, "--weak-backend", help=WEAK_BACKEND_HELP),
 ) -> None:
     """Evaluate weak alone, strong alone and CoWest on held-out questions (reference withheld)."""
     import asyncio
@@ -120,7 +125,7 @@ def eval_cmd(
     if scorer not in ("contains", "answer"):
         _fail(f"unknown scorer {scorer!r}: use contains or answer")
     judge = label_judge(label_list) if label_list else answer_judge if scorer == "answer" else keyword_judge
-    weak = _weak(adapter, max_new_tokens, 0.0)
+    weak = _weak(adapter, max_new_tokens, 0.0, weak_backend)
     prompts = CowestPrompts().with_format(answer_format)
     common: dict[str, Any] = {"judge": judge, "labels": label_list, "progress": True}
 
@@ -150,13 +155,19 @@ def demo(
     workdir: str = typer.Option("runs/demo", help="Where adapters, traces and results go."),
     strong: str = typer.Option("qwen", help=STRONG_HELP),
     quick: bool = typer.Option(False, "--quick", help="A few questions only (a smoke run)."),
+    weak_backend: str | None = typer.Option(None, "--weak-backend", help=WEAK_BACKEND_HELP),
 ) -> None:
     """The main job: SFT -> collect -> pairs -> DPO -> evaluate (embedded weak, local strong model)."""
     from pathlib import Path
 
     from cowest_graph.loop import LoopConfig, run_loop
 
-    config = LoopConfig(workdir=Path(workdir), strong=strong, limit=6 if quick else None)
+    config = LoopConfig(
+        workdir=Path(workdir),
+        strong=strong,
+        limit=6 if quick else None,
+        weak_backend=_weak_backend(weak_backend),
+    )
     if quick:
         config.sft.num_train_epochs = 2
         config.dpo.num_train_epochs = 1

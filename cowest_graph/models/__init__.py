@@ -2,7 +2,12 @@
 model files it loads, and the strong model (any LangChain chat model; a local one served by
 llama.cpp).
 
-- `hf.py`: `WeakModel`, `load_weak_model`, the weak model over transformers, LoRA hot swap;
+- `weak.py`: `WeakModel`, the weak-model contract every backend fills (rendering, batching,
+  the per-call `WeakCallOutput` the tracer records);
+- `loading.py`: `load_weak_model(..., backend="hf" | "llama.cpp")`;
+- `hf.py`: `HFWeakModel`, the transformers backend (training uses it), LoRA through PEFT;
+- `llamacpp.py`: `LlamaCppWeakModel`, the llama.cpp backend (batched multi-sequence sampling);
+- `gguf_convert.py`: LoRA adapters -> GGUF adapters, the embedded GGUF in other precisions;
 - `batching.py`: the dynamic batching queue that concurrent generations share;
 - `messages.py`: LangChain messages -> chat-template messages (inference and training alike);
 - `files.py`: the model cache, the embedded SmolLM2 GGUF and its conversion, base-model
@@ -21,7 +26,8 @@ from cowest_graph.models.files import (
     model_cache_dir,
     strong_model_path,
 )
-from cowest_graph.models.hf import Sample, WeakModel, load_weak_model
+from cowest_graph.models.hf import HFWeakModel, load_hf_weak_model
+from cowest_graph.models.loading import BACKENDS, WeakBackend, load_weak_model
 from cowest_graph.models.messages import chat_role, to_chat
 from cowest_graph.models.strong import (
     LocalStrong,
@@ -30,8 +36,14 @@ from cowest_graph.models.strong import (
     openai_chat_model,
     resolve_chat_model,
 )
+from cowest_graph.models.weak import Sample, WeakCallOutput, WeakModel
 
 __all__ = [
+    "BACKENDS",
+    "HFWeakModel",
+    "WeakBackend",
+    "WeakCallOutput",
+    "load_hf_weak_model",
     "CACHE_ENV",
     "DEFAULT_MODEL_ID",
     "LocalStrong",

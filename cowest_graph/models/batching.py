@@ -18,6 +18,13 @@ from typing import Any, Generic, TypeVar
 R = TypeVar("R")
 
 
+class BatchFuture(Future[list[list[R]]], Generic[R]):
+    """A queued request's result: one list of samples per prompt, and how long it was queued."""
+
+    wait_s: float | None = None
+    """Seconds between submitting and the start of the batch that ran it (None until then)."""
+
+
 @dataclass
 class _Request(Generic[R]):
     prompts: list[str]
@@ -25,7 +32,7 @@ class _Request(Generic[R]):
     key: Hashable
     params: dict[str, Any]
     solo: bool
-    future: Future[list[list[R]]] = field(default_factory=Future)
+    future: BatchFuture[R] = field(default_factory=BatchFuture)
     enqueued: float = field(default_factory=time.monotonic)
 
     @property
@@ -71,7 +78,7 @@ class GenerationBatcher(Generic[R]):
 
     def submit(
         self, prompts: Sequence[str], *, n: int, params: dict[str, Any], solo: bool = False
-    ) -> Future[list[list[R]]]:
+    ) -> BatchFuture[R]:
         """Queue `n` samples for each prompt; the future resolves to one list per prompt.
 
         `solo=True` runs the request in a batch of its own (e.g. a seeded, reproducible call).
@@ -118,6 +125,9 @@ class GenerationBatcher(Generic[R]):
             live = [r for r in batch if r.future.set_running_or_notify_cancel()]
             if not live:
                 continue
+            started = time.monotonic()
+            for r in live:
+                r.future.wait_s = started - r.enqueued
             prompts = [p for r in live for p in r.prompts]
             ns = [r.n for r in live for _ in r.prompts]
             try:

@@ -36,7 +36,7 @@ from cowest_graph.models.files import (
     embedded_gguf_path,
     fetch_strong_model,
 )
-from cowest_graph.models.hf import load_weak_model
+from cowest_graph.models.hf import load_hf_weak_model
 
 
 def port_is_free(port: int) -> bool:
@@ -320,7 +320,7 @@ def resolve_chat_model(spec: str | None, *, local_max_new_tokens: int = 128, **k
     """
     local = {"max_new_tokens": local_max_new_tokens, "temperature": 0.0, **kwargs}
     if spec in (None, "", "local", "smollm2"):
-        return load_weak_model(**local)
+        return load_hf_weak_model(**local)
     if spec.startswith(("http://", "https://")):
         return openai_chat_model(
             spec,
@@ -329,7 +329,7 @@ def resolve_chat_model(spec: str | None, *, local_max_new_tokens: int = 128, **k
             **kwargs,
         )
     if Path(spec).expanduser().is_dir():
-        return load_weak_model(spec, **local)
+        return load_hf_weak_model(spec, **local)
     from langchain.chat_models import init_chat_model
 
     return init_chat_model(spec, **kwargs)

@@ -211,6 +211,8 @@ class CowestTracer(BaseCallbackHandler):
                 "sampling",
                 "truncated_tokens",
                 "rendered_messages",
+                "backend",
+                "queue_wait_s",
             ):
                 if key in out:
                     call[key] = out[key]

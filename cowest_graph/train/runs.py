@@ -20,7 +20,7 @@ from cowest_graph.adapters import (
     read_manifest,
     write_manifest,
 )
-from cowest_graph.models import WeakModel, base_model_fingerprint
+from cowest_graph.models import HFWeakModel, base_model_fingerprint
 from cowest_graph.train.config import TrainingDivergedError, TrainResult, _TrainConfig
 
 WATCHED = ("loss", "grad_norm", "eval_loss", "logps/chosen", "logps/rejected")
@@ -116,7 +116,7 @@ def _finish(
     root: Path,
     work: Path,
     kind: str,
-    weak: WeakModel,
+    weak: HFWeakModel,
     parent: Path | None,
     data_hash: str,
     train: datasets.Dataset,
@@ -155,11 +155,28 @@ def _finish(
         tmp = root / f".{version}.partial"
         shutil.rmtree(tmp, ignore_errors=True)
         trainer.model.save_pretrained(str(tmp), selected_adapters=["default"])
+        manifest["llama_cpp_adapter"] = _write_gguf_adapter(tmp, weak)
         write_manifest(tmp, manifest)
         tmp.rename(target)  # a version directory appears whole or not at all
         shutil.rmtree(work, ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
     return TrainResult(adapter_dir=target, version=version, manifest=manifest)
+
+
+def _write_gguf_adapter(adapter_dir: Path, weak: HFWeakModel) -> str | None:
+    """The adapter's llama.cpp form beside it (for the llama.cpp weak backend); None when the
+    base model has no GGUF file to match (a custom base directory without one)."""
+    from cowest_graph.models.files import DEFAULT_MODEL_ID
+    from cowest_graph.models.gguf_convert import lora_to_gguf
+
+    if weak.model_id == DEFAULT_MODEL_ID:
+        base_gguf = None  # the embedded GGUF
+    else:
+        found = sorted(Path(weak.base_path or ".").glob("*.gguf"))
+        if len(found) != 1:
+            return None
+        base_gguf = found[0]
+    return lora_to_gguf(adapter_dir, base_gguf=base_gguf).name
 
 
 def _prepare_root(output_dir: str | Path) -> Path:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import datasets
+from transformers import TrainerCallback
 
 from cowest_graph.adapters import (
     validate_adapter_dir,
 )
 from cowest_graph.feedback import dataset_hash
-from cowest_graph.models import load_weak_model
+from cowest_graph.models import load_hf_weak_model
 from cowest_graph.prompts import CowestPrompts
 from cowest_graph.train.config import DPOTrainConfig, SFTTrainConfig, TrainResult
 from cowest_graph.train.data import load_pairs, sft_examples
@@ -26,6 +28,7 @@ def train_sft(
     config: SFTTrainConfig | None = None,
     prompts: CowestPrompts | None = None,
     resume: bool = False,
+    callbacks: Sequence[TrainerCallback] = (),
 ) -> TrainResult:
     """Specialise the weak model on domain data (TRL `SFTTrainer` + PEFT LoRA).
 
@@ -35,6 +38,7 @@ def train_sft(
         output_dir: the adapters root; the new version is written under it.
         base_model: a local HF model directory; None: the embedded SmolLM2.
         resume: continue from the last checkpoint of an interrupted run on the same data.
+        callbacks: extra `transformers.TrainerCallback`s (progress, timing, early stopping).
 
     Example:
         >>> result = train_sft([{"question": "Q?", "answer": "A."}] * 8, output_dir="adapters",
@@ -48,7 +52,7 @@ def train_sft(
     train, evals = sft_examples(dataset, prompts)  # validates before anything is written
     root = _prepare_root(output_dir)
     data_hash = dataset_hash(train, ("prompt", "completion", "messages"))
-    weak = load_weak_model(base_model)
+    weak = load_hf_weak_model(base_model)
     work = _work_dir(root, "sft", data_hash, config, resume)
     args = SFTConfig(**config.trl_kwargs(work), eval_strategy="no")
     trainer = SFTTrainer(
@@ -58,7 +62,7 @@ def train_sft(
         eval_dataset=evals,
         processing_class=weak.tokenizer,
         peft_config=config.lora.to_peft(),
-        callbacks=[FiniteLossGuard()],
+        callbacks=[FiniteLossGuard(), *callbacks],
     )
     before = trainer.evaluate()["eval_loss"] if evals is not None else None
     metrics = _run(trainer, work, resume)
@@ -87,6 +91,7 @@ def train_dpo(
     adapter: str | Path | None = None,
     config: DPOTrainConfig | None = None,
     resume: bool = False,
+    callbacks: Sequence[TrainerCallback] = (),
 ) -> TrainResult:
     """Align the weak model with the strong model's preferences (TRL `DPOTrainer` + PEFT LoRA).
 
@@ -97,6 +102,7 @@ def train_dpo(
         base_model: a local HF model directory; None: the embedded SmolLM2.
         adapter: start from this adapter (e.g. the SFT one); it is also the frozen reference.
         resume: continue from the last checkpoint of an interrupted run on the same pairs.
+        callbacks: extra `transformers.TrainerCallback`s (progress, timing, early stopping).
 
     Example:
         >>> pairs = build_preference_pairs("sqlite:///traces.db")  # doctest: +SKIP
@@ -107,7 +113,7 @@ def train_dpo(
     config = config or DPOTrainConfig()
     train, evals = load_pairs(pairs)  # validates before anything is written
     parent = Path(adapter) if adapter is not None else None
-    weak = load_weak_model(base_model)
+    weak = load_hf_weak_model(base_model)
     if parent is not None:
         validate_adapter_dir(parent, base_path=weak.base_path)
     root = _prepare_root(output_dir)
@@ -129,7 +135,7 @@ def train_dpo(
         eval_dataset=evals,
         processing_class=weak.tokenizer,
         peft_config=peft_config,
-        callbacks=[FiniteLossGuard()],
+        callbacks=[FiniteLossGuard(), *callbacks],
     )
     metrics = _run(trainer, work, resume)
     if evals is not None:
