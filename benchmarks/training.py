@@ -138,13 +138,14 @@ def run_worker(kind: str, variant: str, data: Path, steps: int, batch: int, mode
     return json.loads(line[7:])
 
 
-def make_random(path: Path, hidden: int, layers: int) -> None:
-    """A randomly initialised Llama-shaped model (SmolLM2 tokenizer) for GPU timing."""
+def make_random(path: Path, hidden: int, layers: int, base: str | None = None) -> None:
+    """A randomly initialised Llama-shaped model (SmolLM2 tokenizer) for GPU timing; `base` is a
+    directory with SmolLM2's config and tokenizer files (default: the embedded model)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     from cowest_graph.models import ensure_default_model
 
-    base = ensure_default_model()
+    base = base or str(ensure_default_model())
     cfg = AutoConfig.from_pretrained(base)
     cfg.hidden_size, cfg.num_hidden_layers = hidden, layers
     cfg.intermediate_size, cfg.num_attention_heads, cfg.num_key_value_heads = (
@@ -178,10 +179,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--model", default="-", help="model directory (default: embedded SmolLM2)")
     parser.add_argument("--make-random", default=None, help="write a random 1.2B-ish model here and use it")
+    parser.add_argument("--random-from", default=None, help="config + tokenizer dir for --make-random")
     parser.add_argument("--name", default="training")
     args = parser.parse_args()
     if args.make_random:
-        make_random(Path(args.make_random), hidden=2048, layers=20)
+        make_random(Path(args.make_random), hidden=2048, layers=20, base=args.random_from)
         args.model = args.make_random
     pairs, qa = make_data(Path(tempfile.mkdtemp()))
     rows = []

@@ -43,10 +43,11 @@ def load_questions(path: str | Path) -> list[Example]:
         raise FileNotFoundError(f"question file not found: {path}")
     rows: list[tuple[int, dict[str, Any]]] = []
     if path.suffix == ".csv":
-        with path.open(newline="") as handle:
+        csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))  # long questions are fine
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # a BOM is not part of a header
             rows = [(i + 2, dict(r)) for i, r in enumerate(csv.DictReader(handle))]
     elif path.suffix in (".jsonl", ".json"):
-        for i, line in enumerate(path.read_text().splitlines(), start=1):
+        for i, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
             if not line.strip():
                 continue
             try:

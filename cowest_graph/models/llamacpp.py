@@ -58,6 +58,7 @@ class LlamaCppEngine:
         n_ctx: int = 8192,
         max_sequences: int = 16,
         n_threads: int | None = None,
+        kv_unified: bool = True,
     ) -> None:
         import llama_cpp
         from llama_cpp import _internals
@@ -74,7 +75,7 @@ class LlamaCppEngine:
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = params.n_batch = n_ctx
         params.n_seq_max = max_sequences
-        params.kv_unified = True  # sequences share cells: a prompt copied to k sequences is stored once
+        params.kv_unified = kv_unified
         params.n_threads = params.n_threads_batch = threads
         params.no_perf = True
         self.ctx = _internals.LlamaContext(model=self.model, params=params, verbose=False)

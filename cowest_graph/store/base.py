@@ -12,6 +12,7 @@ written by a newer version.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 import warnings
@@ -227,6 +228,10 @@ class TraceStore(ABC):
         run_id = record.get("run_id")
         if not run_id:
             raise ValueError("a trace record needs a run_id")
+        nonfinite: dict[str, str] = {}
+        record = _finite(record, "", nonfinite)
+        if nonfinite:  # stored as null, and the record says where and what it was
+            record["nonfinite"] = {**(record.get("nonfinite") or {}), **nonfinite}
         data = json.dumps(record, default=str)
         p = self._dialect.param
         nodes = record.get("nodes") or []
@@ -240,7 +245,7 @@ class TraceStore(ABC):
                     float(record.get("started_at") or time.time()),
                     record.get("ended_at"),
                     record.get("status") or "unknown",
-                    record.get("question"),
+                    _column_text(record.get("question")),
                     record.get("weak_model"),
                     record.get("adapter_version"),
                     record.get("strong_model"),
@@ -263,7 +268,7 @@ class TraceStore(ABC):
                             n.get("round"),
                             n.get("started_at"),
                             n.get("latency_s"),
-                            n.get("error"),
+                            _column_text(n.get("error")),
                             json.dumps(n, default=str),
                         )
                         for seq, n in enumerate(nodes)
@@ -411,6 +416,23 @@ class TraceStore(ABC):
 
         rows = [dataset_row(r) for r in self.iter_runs(flt, **filters)]
         return datasets.Dataset.from_list(rows, features=dataset_features())
+
+
+def _finite(value: Any, path: str, found: dict[str, str]) -> Any:
+    """`value` with every NaN/inf float replaced by None; `found` maps each one's path to it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        found[path] = repr(value)
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v, f"{path}.{k}" if path else str(k), found) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
+    return value
+
+
+def _column_text(value: Any) -> Any:
+    """A text column's value: PostgreSQL text holds no NUL character (the JSON record keeps it)."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
 
 
 def _decode(run_id: str, data: str) -> dict[str, Any]:
