@@ -116,3 +116,68 @@ def test_exporting_a_store_streams_rows_into_a_dataset(tmp_path: Path) -> None:
     ds = store.to_dataset()
     assert ds.num_rows == 250 and ds[0]["run_id"] == "r0" and ds[249]["candidates"][0]["score"] == 0.5
     store.close()
+
+
+def _pg_ctl(*args: str) -> None:
+    """Run pg_ctl on the test server that scripts/postgres.sh started (as the postgres user)."""
+    import glob
+    import shutil
+
+    data = Path(os.environ.get("COWEST_PG_DIR", "/tmp/cowest-pg")) / "data"
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not (data / "postmaster.pid").exists() or not bins:
+        if os.environ.get("CI"):
+            pytest.fail(
+                "CI must restart the test PostgreSQL server, but scripts/postgres.sh did not start it here"
+            )
+        pytest.skip("the test PostgreSQL server was not started by scripts/postgres.sh")
+    run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 and shutil.which("runuser") else []
+    # The restarted server keeps whatever output it is given open: a log file, never a pipe.
+    log = data.parent / "log"
+    subprocess.run(
+        [*run_as, bins[-1], "-D", str(data), "-l", str(log), "-w", *args],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=60,
+    )
+
+
+def test_a_postgresql_restart_mid_collection_loses_and_duplicates_no_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """8 traced runs; the server restarts after the 4th. The write that meets the dead connection
+    fails, the tracer keeps that run, and the next write reconnects and writes both: every run is
+    recorded once, complete."""
+    import uuid
+
+    import psycopg
+    from conftest import postgres_url_or_skip
+
+    from cowest_graph import CowestTracer, create_cowest_graph
+    from cowest_graph.testing import ScriptedChatModel
+
+    base = postgres_url_or_skip()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    url = base + ("&" if "?" in base else "?") + f"options=-csearch_path%3D{schema}"
+    weak = ScriptedChatModel(respond=lambda m: "a draft")
+    strong = ScriptedChatModel(respond=lambda m: "an answer")
+    graph = create_cowest_graph(weak, strong, scorer=lambda q, a, r: 0.5, num_drafts=2).compile()
+    tracer = CowestTracer(url)
+    try:
+        for i in range(8):
+            if i == 4:
+                _pg_ctl("-m", "fast", "restart")
+            graph.invoke({"question": f"Question {i}?"}, config={"callbacks": [tracer]})
+        tracer.flush()
+        assert any("not written yet" in r.getMessage() for r in caplog.records)  # the restart was hit
+        runs = list(tracer.store.iter_runs())
+        assert sorted(r["question"] for r in runs) == [f"Question {i}?" for i in range(8)]
+        assert all(r["status"] == "success" and len(r["candidates"]) == 2 for r in runs)
+        assert len({r["run_id"] for r in runs}) == 8
+    finally:
+        tracer.store.close()
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -43,8 +43,30 @@ class PostgresTraceStore(TraceStore):
 
     @contextmanager
     def _cursor_ctx(self, write: bool) -> Iterator[Any]:
-        with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
-            yield cur
+        """One transaction. A connection lost earlier (a server restart, a network cut) is opened
+        again first; one lost during this transaction rolls it back and raises `StoreError`, and
+        the next use reconnects (the tracer keeps the unwritten run and retries it)."""
+        psycopg = self._psycopg
+        with self._lock:
+            if self._conn.closed or self._conn.broken:
+                try:
+                    self._conn = psycopg.connect(self.url, connect_timeout=10)
+                except psycopg.Error as exc:
+                    detail = " ".join(str(exc).split())
+                    raise StoreError(
+                        f"cannot reconnect to PostgreSQL at {self.display_url}: {detail}"
+                    ) from exc
+            try:
+                with self._conn.transaction(), self._conn.cursor() as cur:
+                    yield cur
+            except psycopg.OperationalError as exc:
+                if not (self._conn.closed or self._conn.broken):
+                    raise
+                detail = " ".join(str(exc).split())
+                raise StoreError(
+                    f"lost the connection to PostgreSQL at {self.display_url} ({detail}); "
+                    "nothing of this transaction was written, the next use reconnects"
+                ) from exc
 
     def close(self) -> None:
         with self._lock:
