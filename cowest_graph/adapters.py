@@ -4,12 +4,19 @@ An adapter is a PEFT directory (`adapter_config.json` + weights, written by `sav
 plus `cowest_manifest.json`: base model id and fingerprint, parent adapter, data hash, pair
 counts, training config, final metrics and creation time. Versions live side by side under one
 root: `adapters/v0001/`, `adapters/v0002/`, ...
+
+Promotion: `root/current` is a symbolic link to the promoted version, replaced atomically (a
+reader sees the old or the new version, never a half-written pointer); `root/promotions.jsonl`
+keeps the history, which `rollback` walks back. A graph whose weak model loaded
+`adapter="root/current"` follows the link between runs (`WeakModel.refresh_adapter`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +48,11 @@ def read_manifest(path: str | Path) -> dict[str, Any] | None:
 
 
 def write_manifest(path: str | Path, manifest: dict[str, Any]) -> Path:
-    """Write the manifest next to the adapter weights and return its path."""
+    """Write the manifest next to the adapter weights (atomically) and return its path."""
     file = Path(path) / MANIFEST
-    file.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    tmp = file.with_name(f".{MANIFEST}.{os.getpid()}")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, file)
     return file
 
 
@@ -89,3 +98,98 @@ def latest_adapter(root: str | Path) -> Path | None:
     root = Path(root)
     complete = [p for p in root.glob("v*") if _VERSION.match(p.name) and (p / MANIFEST).exists()]
     return max(complete, key=lambda p: int(p.name[1:]), default=None)
+
+
+CURRENT = "current"
+HISTORY = "promotions.jsonl"
+
+
+def current_adapter(root: str | Path) -> Path | None:
+    """The promoted version's directory (`root/current` resolved), or None before any promotion.
+
+    Example:
+        >>> current_adapter("adapters")  # doctest: +SKIP
+        PosixPath('adapters/v0003')
+    """
+    link = Path(root) / CURRENT
+    return Path(root) / os.readlink(link) if link.is_symlink() else None
+
+
+def promote(root: str | Path, version: str, *, action: str = "promote") -> Path:
+    """Point `root/current` at `version` (atomic symlink swap) and record it in the history.
+
+    Example:
+        >>> promote("adapters", "v0002")  # doctest: +SKIP
+        PosixPath('adapters/v0002')
+    """
+    root = Path(root)
+    target = root / version
+    if not (target / MANIFEST).exists():
+        raise AdapterError(f"cannot promote {target}: not a complete adapter version (no {MANIFEST})")
+    tmp = root / f".{CURRENT}.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    os.symlink(version, tmp)
+    os.replace(tmp, root / CURRENT)
+    with (root / HISTORY).open("a") as history:
+        history.write(json.dumps({"version": version, "action": action, "at": time.time()}) + "\n")
+    return target
+
+
+def promotion_history(root: str | Path) -> list[dict[str, Any]]:
+    """Every promotion and rollback, oldest first."""
+    file = Path(root) / HISTORY
+    if not file.exists():
+        return []
+    return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+
+
+def rollback(root: str | Path, to: str | None = None) -> Path:
+    """Point `root/current` back at `to`, or at the version promoted before the current one.
+
+    Example:
+        >>> rollback("adapters")  # doctest: +SKIP
+        PosixPath('adapters/v0001')
+    """
+    current = current_adapter(root)
+    if to is None:
+        promoted: list[str] = []
+        for entry in promotion_history(root):  # replay: a rollback pops the versions after it
+            if entry["action"] == "rollback" and entry["version"] in promoted:
+                del promoted[promoted.index(entry["version"]) + 1 :]
+            else:
+                promoted.append(entry["version"])
+        earlier = [v for v in promoted if current is None or v != current.name]
+        if not earlier:
+            raise AdapterError(
+                f"nothing to roll back to in {root}: no version was promoted before the current one"
+            )
+        to = earlier[-1]
+    return promote(root, to, action="rollback")
+
+
+def list_adapters(root: str | Path) -> list[dict[str, Any]]:
+    """One row per complete version: parent, pairs, held-out score, gate decision, date, current.
+
+    Example:
+        >>> [row["version"] for row in list_adapters("adapters")]  # doctest: +SKIP
+        ['v0001', 'v0002']
+    """
+    root = Path(root)
+    current = current_adapter(root)
+    rows = []
+    for path in sorted(p for p in root.glob("v*") if _VERSION.match(p.name) and (p / MANIFEST).exists()):
+        manifest = read_manifest(path) or {}
+        gate = manifest.get("gate") or {}
+        rows.append(
+            {
+                "version": path.name,
+                "kind": manifest.get("kind"),
+                "parent": (manifest.get("parent_adapter") or {}).get("version"),
+                "pairs": (manifest.get("counts") or {}).get("train"),
+                "held_out_accuracy": (gate.get("candidate") or {}).get("accuracy"),
+                "gate": None if not gate else ("promoted" if gate.get("promote") else "rejected"),
+                "created_at": manifest.get("created_at"),
+                "current": current is not None and current.name == path.name,
+            }
+        )
+    return rows

@@ -4,7 +4,10 @@ The influence of a draft is the paper's Delta = E(strong refining this draft) - 
 when the run measured `strong_alone`, else the draft's own critique score. Within one weak prompt,
 a draft with higher influence is chosen over one with lower influence when the gap is at least
 `min_margin`; a draft with Delta > 0 against one with Delta <= 0 (the paper's basic pair) comes
-first. The prompt of a pair is the exact weak prompt recorded in the trace.
+first. The prompt of a pair is the exact weak prompt recorded in the trace; for a weak model that
+records only messages (any LangChain chat model: `ChatHuggingFace`, `ChatOpenAI` on vLLM or
+llama.cpp), it is rendered at pair time with the chat template of the model being trained
+(`tokenizer=`), and the report names that template.
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ class PairReport:
     """Drafts whose influence is a true Delta (the run measured `strong_alone`)."""
     dropped: dict[str, int] = field(default_factory=dict)
     """Why drafts or candidate pairs were dropped, with counts."""
+    rendered_at_pair_time: int = 0
+    """Drafts whose trace held only messages, rendered here with `template`."""
+    template: str | None = None
+    """`<model id> chat template sha256:<12 hex>`, when any prompt was rendered here."""
 
     def drop(self, reason: str, n: int = 1) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + n
@@ -77,7 +84,31 @@ class _Draft:
     adapter_version: str | None
 
 
-def draft_influences(record: dict[str, Any], report: PairReport | None = None) -> list[_Draft]:
+class _Renderer:
+    """Renders recorded messages with the trained model's chat template; checks the model id."""
+
+    def __init__(self, tokenizer: Any, model_id: str | None) -> None:
+        self.tokenizer, self.model_id = tokenizer, model_id
+        template = (getattr(tokenizer, "chat_template", None) or "") if tokenizer is not None else ""
+        digest = hashlib.sha256(str(template).encode()).hexdigest()[:12]
+        name = model_id or getattr(tokenizer, "name_or_path", "") or "tokenizer"
+        self.template = f"{name} chat template sha256:{digest}"
+
+    def check(self, record: dict[str, Any], draft: dict[str, Any]) -> None:
+        drafted_by = draft.get("weak_model") or record.get("weak_model")
+        if self.model_id and drafted_by and drafted_by != self.model_id:
+            raise ValueError(
+                f"run {record.get('run_id')} was drafted by weak model {drafted_by!r}, not by "
+                f"{self.model_id!r} being trained: select its runs (flt=RunFilter(model=...))"
+            )
+
+    def __call__(self, messages: list[dict[str, str]]) -> str:
+        return str(self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+
+
+def draft_influences(
+    record: dict[str, Any], report: PairReport | None = None, renderer: _Renderer | None = None
+) -> list[_Draft]:
     """The usable drafts of one trace with their influence (Delta or score)."""
     report = report or PairReport()
     alone = record.get("alone") or {}
@@ -88,9 +119,20 @@ def draft_influences(record: dict[str, Any], report: PairReport | None = None) -
         report.drafts += 1
         cand = candidates.get(draft.get("id")) or {}
         messages = draft.get("rendered_messages") or draft.get("prompt_messages")
-        if not messages or not draft.get("rendered_prompt"):
+        if renderer is not None:
+            renderer.check(record, draft)
+        if not messages:
             report.drop("draft has no recorded weak prompt")
             continue
+        prompt = [{"role": chat_role(m["role"]), "content": m["content"]} for m in messages]
+        prompt_text = draft.get("rendered_prompt")
+        if not prompt_text:
+            if renderer is None or renderer.tokenizer is None:
+                report.drop("draft has only messages (pass tokenizer= to render them)")
+                continue
+            prompt_text = renderer(prompt)
+            report.rendered_at_pair_time += 1
+            report.template = renderer.template
         if not (draft.get("text") or "").strip():
             report.drop("empty draft")
             continue
@@ -107,8 +149,8 @@ def draft_influences(record: dict[str, Any], report: PairReport | None = None) -
             _Draft(
                 run_id=str(record.get("run_id")),
                 question=str(record.get("question") or ""),
-                prompt=[{"role": chat_role(m["role"]), "content": m["content"]} for m in messages],
-                prompt_text=draft["rendered_prompt"],
+                prompt=prompt,
+                prompt_text=prompt_text,
                 text=draft["text"],
                 score=float(score),
                 influence=float(score) - float(alone_score) if is_delta else float(score),
@@ -165,6 +207,8 @@ def build_preference_pairs(
     eval_fraction: float = 0.1,
     seed: int = 0,
     flt: RunFilter | None = None,
+    tokenizer: Any = None,
+    model_id: str | None = None,
 ) -> PreferencePairs:
     """Turn traces into DPO pairs in TRL's conversational preference format.
 
@@ -175,6 +219,9 @@ def build_preference_pairs(
         eval_fraction: share of questions held out (grouped: a question is never in both).
         seed: makes the split deterministic.
         flt: which runs of the store to use (e.g. `RunFilter(adapter_version="v0001")`).
+        tokenizer: the trained weak model's tokenizer; drafts whose trace holds only messages
+            (a generic chat model as the weak model) are rendered with its chat template.
+        model_id: the trained weak model's id; a run drafted by another model is refused.
 
     Returns:
         `PreferencePairs` (a `DatasetDict` with `train` and `eval`, columns `prompt`, `chosen`,
@@ -195,11 +242,12 @@ def build_preference_pairs(
     store = open_trace_store(source) if isinstance(source, str) else source
     records: Iterable[dict[str, Any]] = store.iter_runs(flt) if isinstance(store, TraceStore) else store
     report = PairReport()
+    renderer = _Renderer(tokenizer, model_id) if tokenizer is not None or model_id else None
     groups: dict[str, list[_Draft]] = defaultdict(list)
     deltas: list[float] = []
     for record in records:
         report.runs += 1
-        for d in draft_influences(record, report):
+        for d in draft_influences(record, report, renderer):
             groups[d.prompt_text].append(d)
             deltas.append(d.influence)
             report.used_strong_alone += d.is_delta

@@ -86,11 +86,21 @@ async def _call_model(model: Runnable[Any, Any], messages: Any, config: Runnable
     return await model.ainvoke(messages, config)
 
 
+_SYNC_ONLY: set[int] = set()
+"""ids of models whose async path raised NotImplementedError (e.g. `ChatHuggingFace` over a local
+`HuggingFacePipeline`): they run their sync path in a worker thread from then on."""
+
+
 async def _call_batch(model: Runnable[Any, Any], inputs: list[Any], config: RunnableConfig) -> list[Any]:
-    """`model.abatch`, or under the sync `invoke` path `model.batch` in a worker thread."""
-    if _SYNC_CALLS.get():
+    """`model.abatch`, or under the sync `invoke` path (and for sync-only models) `model.batch` in
+    a worker thread."""
+    if _SYNC_CALLS.get() or id(model) in _SYNC_ONLY:
         return await asyncio.to_thread(model.batch, inputs, config)
-    return await model.abatch(inputs, config)
+    try:
+        return await model.abatch(inputs, config)
+    except NotImplementedError:
+        _SYNC_ONLY.add(id(model))
+        return await asyncio.to_thread(model.batch, inputs, config)
 
 
 def _run_sync(afunc: Callable[..., Awaitable[Any]], *args: Any) -> Any:
@@ -211,6 +221,8 @@ class _CowestNodes:
     # -- nodes -------------------------------------------------------------------------------
     async def prepare(self, state: CowestState, config: RunnableConfig) -> dict[str, Any]:
         question = _resolve_question(state)
+        if isinstance(self.weak, WeakModel):  # a newly promoted adapter takes over between runs
+            await asyncio.to_thread(self.weak.refresh_adapter)
         update: dict[str, Any] = {
             "question": question,
             "round": 0,

@@ -5,8 +5,8 @@ Settings come from the environment, so one `langgraph.json` serves any set-up:
 | variable | default | meaning |
 | --- | --- | --- |
 | `COWEST_WEAK_MODEL` | embedded SmolLM2 | local HF model directory for the weak model |
-| `COWEST_WEAK_ADAPTER` | none | LoRA adapter directory for the weak model |
-| `COWEST_WEAK_BACKEND` | `hf` | weak inference backend: `hf` (transformers) or `llama.cpp` |
+| `COWEST_WEAK_ADAPTER` | none | LoRA adapter dir for the weak model (`adapters/current`: followed) |
+| `COWEST_WEAK_BACKEND` | `hf` on CUDA, else `llama.cpp` if installed | weak inference backend |
 | `COWEST_STRONG` | `local` | strong model spec (`local`, `openai:MODEL`, `http(s)://.../v1`) |
 | `COWEST_NUM_DRAFTS` | 2 | drafts per round |
 | `COWEST_MAX_NEW_TOKENS` | 64 | tokens per local generation |

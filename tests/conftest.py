@@ -15,8 +15,9 @@ from cowest_graph.models import WeakModel, load_weak_model  # noqa: E402
 
 @pytest.fixture(scope="session")
 def weak() -> WeakModel:
-    """The real embedded SmolLM2-135M-Instruct, loaded once, short generations."""
-    return load_weak_model(max_new_tokens=16, temperature=0.8)
+    """The real embedded SmolLM2-135M-Instruct on transformers (tests spy on its `generate`),
+    loaded once, short generations."""
+    return load_weak_model(backend="hf", max_new_tokens=16, temperature=0.8)
 
 
 def postgres_url_or_skip() -> str:

@@ -90,7 +90,9 @@ def test_a_diverged_training_run_is_two_lines_and_status_7(tmp_path: Path) -> No
 
     from cowest_graph.models import load_weak_model
 
-    model = get_peft_model(load_weak_model().hf_model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    model = get_peft_model(
+        load_weak_model(backend="hf").hf_model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])
+    )
     poisoned = save_nan_adapter(model, tmp_path / "poisoned")
     row = {
         "prompt": [{"role": "user", "content": "Name a colour."}],

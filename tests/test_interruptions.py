@@ -112,7 +112,9 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_adapter(tmp_path: Path)
     good = train_dpo(pairs, output_dir=root, config=config)
 
     # A poisoned starting adapter: its LoRA weights are NaN, so the first loss is NaN.
-    model = PeftModel.from_pretrained(load_weak_model().hf_model, str(good.adapter_dir), is_trainable=True)
+    model = PeftModel.from_pretrained(
+        load_weak_model(backend="hf").hf_model, str(good.adapter_dir), is_trainable=True
+    )
     poisoned = save_nan_adapter(model, tmp_path / "poisoned")
     before = sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
     with pytest.raises(

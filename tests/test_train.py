@@ -60,7 +60,7 @@ def pairs(traced_store: str):
 def test_training_prompt_is_the_recorded_inference_prompt(pairs) -> None:
     from trl import DPOConfig, DPOTrainer
 
-    fresh = load_weak_model()
+    fresh = load_weak_model(backend="hf")
     trainer = DPOTrainer(
         model=fresh.hf_model,
         args=DPOConfig(
@@ -79,7 +79,7 @@ def test_dpo_raises_the_margin_and_the_adapter_reloads_and_changes_the_weak_node
 ) -> None:
     train = pairs["train"]
     assert train.num_rows >= 4
-    base = load_weak_model()
+    base = load_weak_model(backend="hf")
     before = preference_margin(base.hf_model, base.tokenizer, train)
     config = DPOTrainConfig(
         max_steps=6, per_device_train_batch_size=2, learning_rate=5e-4, disable_tqdm=True, save_steps=100
@@ -96,7 +96,7 @@ def test_dpo_raises_the_margin_and_the_adapter_reloads_and_changes_the_weak_node
         (tmp_path / "adapters" / ".work").iterdir()
     )
 
-    tuned = load_weak_model(adapter=result.adapter_dir)
+    tuned = load_weak_model(backend="hf", adapter=result.adapter_dir)
     after = preference_margin(tuned.hf_model, tuned.tokenizer, train)
     assert after > before + 0.5, f"margin {before:.3f} -> {after:.3f}"
     assert tuned.adapter_version == "v0001"
@@ -108,7 +108,7 @@ def test_dpo_raises_the_margin_and_the_adapter_reloads_and_changes_the_weak_node
     assert float((p_base - p_tuned).abs().sum()) > 1e-3, "the adapter changes the next-token distribution"
 
     # Hot swap in a running graph: the same compiled graph, then the trace names the adapter.
-    swap = load_weak_model(max_new_tokens=4)
+    swap = load_weak_model(backend="llama.cpp", max_new_tokens=4)  # the GGUF adapter training wrote
     graph = create_cowest_graph(swap, ScriptedChatModel(respond=lambda m: "ok"), scorer=by_length).compile()
     tracer = CowestTracer(f"sqlite:///{tmp_path}/swap.db")
     graph.invoke({"question": "before"}, config={"callbacks": [tracer]})
@@ -117,6 +117,8 @@ def test_dpo_raises_the_margin_and_the_adapter_reloads_and_changes_the_weak_node
     got = {r["question"]: r for r in tracer.store.iter_runs()}
     assert got["before"]["adapter_version"] is None and got["after"]["adapter_version"] == "v0001"
     assert got["after"]["drafts"][0]["adapter_version"] == "v0001"
+    assert manifest["llama_cpp_adapter"] == "adapter_model.gguf"
+    assert (result.adapter_dir / "adapter_model.gguf").stat().st_size > 0
 
 
 def test_sft_lowers_the_loss_and_dpo_continues_from_its_adapter(pairs, tmp_path: Path) -> None:
@@ -182,7 +184,7 @@ def _empty_qa():
 def test_an_adapter_for_another_base_model_is_refused(tmp_path: Path) -> None:
     from peft import LoraConfig, get_peft_model
 
-    fresh = load_weak_model()
+    fresh = load_weak_model(backend="hf")
     peft_model = get_peft_model(
         fresh.hf_model, LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM")
     )

@@ -99,7 +99,9 @@ async def test_async_generation_does_not_block_the_event_loop(weak: WeakModel) -
 
 def test_missing_model_dir_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="not a local Hugging Face model directory"):
-        load_weak_model(tmp_path)
+        load_weak_model(tmp_path, backend="hf")
+    with pytest.raises(FileNotFoundError, match="exactly one .gguf file"):
+        load_weak_model(tmp_path, backend="llama.cpp")
 
 
 def test_local_strong_specs_are_greedy_with_the_given_budget() -> None:

@@ -12,7 +12,7 @@ import os
 
 import typer
 
-from cowest_graph.cli import running, traces, training  # noqa: F401 - they register the commands
+from cowest_graph.cli import improving, running, traces, training  # noqa: F401 - they register the commands
 from cowest_graph.cli.common import app
 
 __all__ = ["app", "main"]
@@ -22,6 +22,7 @@ def _expected_errors() -> list[tuple[type[BaseException], int, str]]:
     """(error type, exit status, what to do) for the failures a user can act on."""
     from cowest_graph.adapters import AdapterError
     from cowest_graph.graph import CowestRunError
+    from cowest_graph.improve import ImproveLockedError
     from cowest_graph.models.strong import StrongModelError
     from cowest_graph.store import StoreError
     from cowest_graph.train import TrainingDivergedError
@@ -36,6 +37,7 @@ def _expected_errors() -> list[tuple[type[BaseException], int, str]]:
         (AdapterError, 5, "give --adapter a directory written by `cowest-graph sft` or `cowest-graph train`"),
         (StoreError, 6, "check --store (sqlite:///path.db or postgresql://...)"),
         (TrainingDivergedError, 7, "lower the learning rate or check the data; no adapter was written"),
+        (ImproveLockedError, 8, "wait for it to finish; a killed `improve` leaves no lock behind"),
         (FileNotFoundError, 2, ""),
     ]
 
@@ -43,7 +45,8 @@ def _expected_errors() -> list[tuple[type[BaseException], int, str]]:
 def main() -> None:
     """The `cowest-graph` entry point: expected failures end in one or two lines on stderr with a
     distinct exit status (2 bad input, 3 strong model failed, 4 local strong server, 5 adapter,
-    6 trace store, 7 training diverged); `--debug` or `COWEST_DEBUG=1` shows the traceback."""
+    6 trace store, 7 training diverged, 8 adapters directory busy); `--debug` or `COWEST_DEBUG=1`
+    shows the traceback."""
     try:
         app()
     except Exception as exc:

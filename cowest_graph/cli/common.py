@@ -92,7 +92,8 @@ def _scorer(spec: str):  # noqa: ANN202 - a Scorer or None (the strong model jud
 
 
 WEAK_BACKEND_HELP = (
-    "Weak inference backend: hf (transformers) or llama.cpp (default: $COWEST_WEAK_BACKEND or hf)."
+    "Weak inference backend: hf (transformers) or llama.cpp "
+    "(default: $COWEST_WEAK_BACKEND, else hf on a CUDA GPU, llama.cpp where installed, else hf)."
 )
 
 

@@ -60,9 +60,15 @@ class LlamaCppEngine:
         n_threads: int | None = None,
         kv_unified: bool = True,
     ) -> None:
-        import llama_cpp
-        from llama_cpp import _internals
-        from llama_cpp._logger import set_verbose
+        try:
+            import llama_cpp
+            from llama_cpp import _internals
+            from llama_cpp._logger import set_verbose
+        except ImportError as exc:
+            raise ImportError(
+                "the llama.cpp weak backend needs llama-cpp-python: pip install 'cowest-graph[llamacpp]' "
+                "(or bash scripts/setup.sh --with-llama-server), or use backend='hf'"
+            ) from exc
 
         set_verbose(False)
         llama_cpp.llama_backend_init()

@@ -75,7 +75,7 @@ class WeakModel(BaseChatModel):
 
     Example:
         >>> weak = load_weak_model(max_new_tokens=16)
-        >>> result = weak.generate([[("user", "Name a colour.")]], n=2)
+        >>> result = weak.generate([[HumanMessage("Name a colour.")]], n=2)
         >>> len(result.generations[0])
         2
     """
@@ -133,6 +133,29 @@ class WeakModel(BaseChatModel):
     @abstractmethod
     def unload_adapter(self) -> WeakModel:
         """Return to the base weights."""
+
+    def refresh_adapter(self) -> bool:
+        """Follow a symbolic link: when the adapter was loaded through one (`adapters/current`,
+        which promotion swaps atomically) and it now names another version, load that version.
+        The graph calls this at the start of every run, so a swap never splits a run's first
+        round between two adapters. Returns True when it swapped.
+
+        Example:
+            >>> weak = load_weak_model(adapter="adapters/current")  # doctest: +SKIP
+            >>> promote("adapters", "v0003"); weak.refresh_adapter()  # doctest: +SKIP
+            True
+        """
+        link = Path(self.adapter_path) if self.adapter_path else None
+        if link is None or not link.is_symlink():
+            return False
+        from cowest_graph.adapters import read_manifest
+
+        target = link.resolve()
+        version = str((read_manifest(target) or {}).get("version") or target.name).replace(".", "_")
+        if version == self.adapter_version:
+            return False
+        self.load_adapter(link, version=version)
+        return True
 
     @property
     def _identifying_params(self) -> dict[str, Any]:

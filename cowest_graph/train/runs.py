@@ -107,6 +107,14 @@ def _log_metrics(trainer: Any) -> dict[str, Any]:
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
         **final,
+        "log": [
+            {
+                "step": h.get("step"),
+                **{k: h[k] for k in ("loss", "rewards/margins", "rewards/accuracies") if k in h},
+            }
+            for h in history
+            if "loss" in h
+        ],
     }
 
 
