@@ -99,12 +99,7 @@ def lora_to_gguf(adapter_dir: str | Path, *, base_gguf: str | Path | None = None
         written += 1
     if not written:
         raise GGUFConversionError(f"{adapter_dir}: the adapter has no LoRA tensors")
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    os.replace(tmp, out)
-    return out
+    return _write(writer, tmp, out)
 
 
 def requantize_gguf(src: str | Path, dst: str | Path, precision: str) -> Path:
@@ -144,12 +139,17 @@ def requantize_gguf(src: str | Path, dst: str | Path, precision: str) -> Path:
         else:
             packed = gguf.quants.quantize(values.astype(np.float32), target)
             writer.add_tensor(tensor.name, packed, raw_dtype=target)
+    return _write(writer, tmp, dst)
+
+
+def _write(writer: Any, tmp: Path, final: Path) -> Path:
+    """Write the GGUF under its temporary name, then rename it: the file appears whole or not at all."""
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    os.replace(tmp, dst)
-    return dst
+    os.replace(tmp, final)
+    return final
 
 
 def weak_gguf(precision: str = "Q4_1") -> Path:
