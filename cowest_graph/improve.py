@@ -17,7 +17,6 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,25 +86,6 @@ async def evaluate_adapter(
     drafter = weak.model_copy(update={"temperature": 0.0})
     graph = create_cowest_graph(drafter, strong, scorer=scorer, num_drafts=1, prompts=prompts).compile()
     return await evaluate_graph(name, graph, examples, judge=judge, concurrency=concurrency)
-
-
-@dataclass
-class RoundRecord:
-    """What one round did (appended to `DIR/report.json`)."""
-
-    round: int
-    parent: str
-    candidate: str | None = None
-    pairs: int = 0
-    runs_used: int = 0
-    dpo: dict[str, Any] = field(default_factory=dict)
-    gate: dict[str, Any] | None = None
-    promoted: bool = False
-    skipped: str | None = None
-
-
-def gate_config_dict(config: GateConfig) -> dict[str, Any]:
-    return dict(config.__dict__)
 
 
 def read_rounds(root: str | Path) -> list[dict[str, Any]]:
@@ -244,7 +224,7 @@ async def _rounds(
     num_drafts: int,
     on_step: Callable[[int, str], None] | None,
 ) -> list[dict[str, Any]]:
-    from cowest_graph.adapters import current_adapter, promote, read_manifest, write_manifest
+    from cowest_graph.adapters import CURRENT, current_adapter, promote, read_manifest, write_manifest
     from cowest_graph.collect import acollect
     from cowest_graph.feedback import build_preference_pairs
     from cowest_graph.gate import gate_decision
@@ -268,7 +248,9 @@ async def _rounds(
             if on_step is not None:
                 on_step(number, step)
 
-        weak.refresh_adapter()  # the current adapter drafts this round's traces
+        # The current adapter drafts this round's traces: follow the link again, since the last
+        # round's evaluation left the weak model on a version directory.
+        weak.load_adapter(root / CURRENT)
         if questions is not None and "collected" not in rec["steps"]:
             tracer = CowestTracer(store, metadata={"improve_round": number})
             graph = create_cowest_graph(
@@ -335,7 +317,6 @@ async def _rounds(
                 promote(root, Path(rec["candidate"]).name)
             rec.update(gate=decision.as_dict(), promoted=decision.promote, done=True)
             finish("decided")
-        weak.refresh_adapter()
         out.append(rec)
     return out
 

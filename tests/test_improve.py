@@ -242,8 +242,22 @@ def test_a_round_trains_a_candidate_the_gate_rejects_and_resumes_after_a_kill(
     assert 'src="http' not in page and 'href="http' not in page and "<script" not in page  # self-contained
     assert [r["gate"] for r in list_adapters(root)] == [None, "rejected"]
 
-    # Round 2 uses only traces that round 1 did not: its own new collection.
+    # Rounds 2 and 3 in one process: each uses only traces no earlier round did (its own new
+    # collection), drafted by the current adapter (v0001: every candidate was rejected), not by the
+    # candidate that the previous round evaluated last.
     used_before = set(rec["run_ids"])
-    (second,) = improve(store, root, eval_q, **kwargs)
-    assert second["round"] == 2 and not used_before & set(second["run_ids"])
-    assert len(second["run_ids"]) == 3
+    second, third = improve(store, root, eval_q, rounds=2, **kwargs)
+    assert (second["round"], third["round"]) == (2, 3)
+    assert not used_before & set(second["run_ids"]) and not set(second["run_ids"]) & set(third["run_ids"])
+    assert len(second["run_ids"]) == len(third["run_ids"]) == 3
+    assert not second["promoted"] and not third["promoted"]
+    reader = CowestTracer(store).store
+    for later in (second, third):
+        drafted = {
+            d["adapter_version"]
+            for r in reader.iter_runs()
+            if r["run_id"] in later["run_ids"]
+            for d in r["drafts"]
+        }
+        assert drafted == {"v0001"}, (later["round"], drafted)
+    reader.close()
