@@ -95,9 +95,12 @@ def next_version(root: str | Path) -> str:
 
 def latest_adapter(root: str | Path) -> Path | None:
     """The newest complete adapter version under `root` (one that has a manifest), or None."""
-    root = Path(root)
-    complete = [p for p in root.glob("v*") if _VERSION.match(p.name) and (p / MANIFEST).exists()]
-    return max(complete, key=lambda p: int(p.name[1:]), default=None)
+    return max(_complete_versions(root), key=lambda p: int(p.name[1:]), default=None)
+
+
+def _complete_versions(root: str | Path) -> list[Path]:
+    """Version directories under `root` that have a manifest (a version is complete once it has)."""
+    return [p for p in Path(root).glob("v*") if _VERSION.match(p.name) and (p / MANIFEST).exists()]
 
 
 CURRENT = "current"
@@ -177,7 +180,7 @@ def list_adapters(root: str | Path) -> list[dict[str, Any]]:
     root = Path(root)
     current = current_adapter(root)
     rows = []
-    for path in sorted(p for p in root.glob("v*") if _VERSION.match(p.name) and (p / MANIFEST).exists()):
+    for path in sorted(_complete_versions(root), key=lambda p: int(p.name[1:])):
         manifest = read_manifest(path) or {}
         gate = manifest.get("gate") or {}
         rows.append(

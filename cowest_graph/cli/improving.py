@@ -62,7 +62,7 @@ def gate(
     if scorer not in ("answer", "contains"):
         _fail(f"unknown scorer {scorer!r}: use answer or contains")
     judge = answer_judge if scorer == "answer" else keyword_judge
-    weak = _weak(against, max_new_tokens, 0.0, weak_backend)
+    weak = _weak(None, max_new_tokens, 0.0, weak_backend)  # evaluate_adapter loads each adapter
     prompts = CowestPrompts().with_format(answer_format)
 
     async def both(strong_model: Any) -> tuple[Any, Any]:
