@@ -1,4 +1,5 @@
-"""A LoRA adapter whose weights are NaN: the first training loss is NaN (for the divergence guard)."""
+"""LoRA adapters made for tests: NaN weights (the first training loss is NaN, for the divergence
+guard) and random weights (a strong, reproducible change of the model)."""
 
 from __future__ import annotations
 
@@ -15,4 +16,24 @@ def save_nan_adapter(peft_model: Any, path: Path) -> Path:
             if "lora_B" in name:
                 param.fill_(float("nan"))
     peft_model.save_pretrained(str(path))
+    return path
+
+
+def save_random_adapter(path: Path, targets: list[str], *, r: int, alpha: int, seed: int) -> Path:
+    """A LoRA adapter on the embedded SmolLM2 with random B matrices (N(0, 0.02), seeded), saved
+    by PEFT as training saves one."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from cowest_graph.models import load_hf_weak_model
+
+    torch.manual_seed(seed)
+    model = get_peft_model(
+        load_hf_weak_model().hf_model, LoraConfig(r=r, lora_alpha=alpha, target_modules=targets)
+    )
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.02)
+    model.save_pretrained(str(path))
     return path

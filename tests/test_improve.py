@@ -72,26 +72,17 @@ def test_each_guard_blocks_an_otherwise_better_candidate() -> None:
 
 def _adapter(root: Path, version: str, seed: int) -> Path:
     """A real PEFT LoRA adapter (random B, so it changes the model) with a manifest."""
-    import torch
-    from peft import LoraConfig, get_peft_model
+    from poisoned import save_random_adapter
 
-    from cowest_graph.models import load_hf_weak_model
+    from cowest_graph.models import DEFAULT_MODEL_ID
 
-    torch.manual_seed(seed)
-    base = load_hf_weak_model()
-    model = get_peft_model(base.hf_model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0.0, 0.02)
-    path = root / version
-    model.save_pretrained(str(path))
+    path = save_random_adapter(root / version, ["q_proj", "v_proj"], r=4, alpha=8, seed=seed)
     write_manifest(
         path,
         {
             "version": version,
             "kind": "sft",
-            "base_model_id": base.model_id,
+            "base_model_id": DEFAULT_MODEL_ID,
             "base_model_fingerprint": base_model_fingerprint(ensure_default_model()),
             "counts": {"train": 8},
             "created_at": "2026-11-26T00:00:00Z",

@@ -115,24 +115,13 @@ def test_concurrent_callers_share_batches_without_mixing_sequences(fast: LlamaCp
 
 @pytest.fixture(scope="module")
 def adapter_dir(tmp_path_factory: pytest.TempPathFactory, greedy_hf: WeakModel) -> Path:
-    """A LoRA adapter on every attention and MLP projection with random B matrices (a strong,
-    reproducible change of the model), saved by PEFT as training saves one."""
-    import torch
-    from peft import LoraConfig, get_peft_model
+    """A LoRA adapter on every attention and MLP projection with random B matrices."""
+    from poisoned import save_random_adapter
 
-    from cowest_graph.models import load_hf_weak_model
-
-    torch.manual_seed(0)
-    base = load_hf_weak_model()
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    model = get_peft_model(base.hf_model, LoraConfig(r=8, lora_alpha=16, target_modules=targets))
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0.0, 0.02)
-    path = tmp_path_factory.mktemp("adapter") / "random-lora"
-    model.save_pretrained(str(path))
-    return path
+    return save_random_adapter(
+        tmp_path_factory.mktemp("adapter") / "random-lora", targets, r=8, alpha=16, seed=0
+    )
 
 
 def test_a_lora_adapter_converted_to_gguf_matches_the_hf_adapter(
