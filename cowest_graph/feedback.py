@@ -15,10 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import sqlite3
+import tempfile
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -74,6 +77,8 @@ class PreferencePairs(datasets.DatasetDict):
 @dataclass
 class _Draft:
     run_id: str
+    pos: int
+    """Index of the draft in its record's `drafts` list."""
     question: str
     prompt: list[dict[str, str]]
     prompt_text: str
@@ -115,7 +120,7 @@ def draft_influences(
     alone_score = alone.get("score")
     candidates = {c.get("id"): c for c in record.get("candidates") or []}
     out: list[_Draft] = []
-    for draft in record.get("drafts") or []:
+    for pos, draft in enumerate(record.get("drafts") or []):
         report.drafts += 1
         cand = candidates.get(draft.get("id")) or {}
         messages = draft.get("rendered_messages") or draft.get("prompt_messages")
@@ -148,6 +153,7 @@ def draft_influences(
         out.append(
             _Draft(
                 run_id=str(record.get("run_id")),
+                pos=pos,
                 question=str(record.get("question") or ""),
                 prompt=prompt,
                 prompt_text=prompt_text,
@@ -161,42 +167,52 @@ def draft_influences(
     return out
 
 
+_Entry = tuple[int, float, int]
+"""One usable draft in the first pass: (key of its stripped text, influence, ref). A ref is
+`run index << 16 | position of the draft in its run`; the draft's text stays in the store."""
+
+
+def _key(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
 def _pairs_for_prompt(
-    drafts: list[_Draft], min_margin: float, max_pairs: int, report: PairReport
-) -> list[tuple[_Draft, _Draft]]:
-    # Duplicates (same prompt, same text, e.g. from several runs) collapse to one draft whose
-    # influence is their mean.
-    by_text: dict[str, list[_Draft]] = defaultdict(list)
-    for d in drafts:
-        by_text[d.text.strip()].append(d)
-    unique: list[_Draft] = []
-    for same in by_text.values():
-        if len(same) > 1:
-            report.drop("duplicate draft text", len(same) - 1)
-        first = same[0]
-        mean = sum(d.influence for d in same) / len(same)
-        unique.append(_Draft(**{**asdict(first), "influence": mean}))
+    drafts: list[_Entry], min_margin: float, max_pairs: int, report: PairReport
+) -> list[tuple[int, int, float, float]]:
+    """(chosen ref, rejected ref, chosen influence, rejected influence) of one prompt's pairs."""
+    # Duplicates (same prompt, same text, e.g. from several runs) collapse to their first draft,
+    # whose influence is their mean.
+    by_text: dict[int, list[Any]] = {}
+    for text_key, influence, ref in drafts:
+        same = by_text.get(text_key)
+        if same is None:
+            by_text[text_key] = [ref, influence, 1]
+        else:
+            same[1] += influence
+            same[2] += 1
+            report.drop("duplicate draft text")
+    unique = [(ref, total / n) for ref, total, n in by_text.values()]
     if len(unique) < 2:
         report.drop("prompt has a single distinct draft")
         return []
-    options: list[tuple[bool, float, _Draft, _Draft]] = []
+    options: list[tuple[bool, float, tuple[int, int, float, float]]] = []
     for a, b in combinations(unique, 2):
-        if a.influence < b.influence:
+        if a[1] < b[1]:
             a, b = b, a
-        gap = a.influence - b.influence
+        gap = a[1] - b[1]
         if gap == 0:
             report.drop("tie")
         elif gap < min_margin:
             report.drop("gap below min_margin")
         else:
-            basic = a.influence > 0 >= b.influence
-            options.append((basic, gap, a, b))
+            basic = a[1] > 0 >= b[1]
+            options.append((basic, gap, (a[0], b[0], a[1], b[1])))
     if not options:
         return []
     options.sort(key=lambda o: (o[0], o[1]), reverse=True)  # basic pairs first, then widest gap
     if len(options) > max_pairs:
         report.drop("over max_pairs_per_prompt", len(options) - max_pairs)
-    return [(a, b) for _, _, a, b in options[:max_pairs]]
+    return [pair for _, _, pair in options[:max_pairs]]
 
 
 def build_preference_pairs(
@@ -211,6 +227,12 @@ def build_preference_pairs(
     model_id: str | None = None,
 ) -> PreferencePairs:
     """Turn traces into DPO pairs in TRL's conversational preference format.
+
+    Memory stays bounded by the number of drafts, not their text: a first pass over the runs
+    keeps, per weak prompt, a hash of each draft's text, its influence and where it lies; the
+    pairs are chosen from that; a second pass fetches the texts of the paired drafts into a
+    temporary SQLite file, and the splits stream from it into Arrow (`Dataset.from_generator`).
+    A store is read twice; any other iterable is read once into a list.
 
     Args:
         source: a trace store, its URL, or an iterable of trace records.
@@ -239,69 +261,159 @@ def build_preference_pairs(
         raise ValueError(f"max_pairs_per_prompt must be >= 1, got {max_pairs_per_prompt}")
     if not 0.0 <= eval_fraction < 1.0:
         raise ValueError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
-    store = open_trace_store(source) if isinstance(source, str) else source
-    records: Iterable[dict[str, Any]] = store.iter_runs(flt) if isinstance(store, TraceStore) else store
+    store = open_trace_store(source, create=False) if isinstance(source, str) else source
+    if isinstance(store, TraceStore):
+        store_: TraceStore = store
+
+        def records() -> Iterator[dict[str, Any]]:
+            return store_.iter_runs(flt)
+    else:
+        held = store if isinstance(store, Sequence) else list(store)
+
+        def records() -> Iterator[dict[str, Any]]:
+            return iter(held)
+
     report = PairReport()
     renderer = _Renderer(tokenizer, model_id) if tokenizer is not None or model_id else None
-    groups: dict[str, list[_Draft]] = defaultdict(list)
-    deltas: list[float] = []
-    for record in records:
+
+    # Pass 1: per prompt, (text key, influence, ref) of every usable draft; no text is kept.
+    groups: dict[int, list[_Entry]] = defaultdict(list)
+    question_of: dict[int, str] = {}
+    run_index: dict[str, int] = {}
+    delta_sum, delta_n = 0.0, 0
+    for record in records():
         report.runs += 1
         for d in draft_influences(record, report, renderer):
-            groups[d.prompt_text].append(d)
-            deltas.append(d.influence)
+            if d.pos >= 1 << 16:
+                report.drop("beyond 65,536 drafts in one run")
+                continue
+            index = run_index.setdefault(d.run_id, len(run_index))
+            prompt_key = _key(d.prompt_text)
+            groups[prompt_key].append((_key(d.text.strip()), d.influence, index << 16 | d.pos))
+            question_of.setdefault(prompt_key, d.question)
+            delta_sum += d.influence
+            delta_n += 1
             report.used_strong_alone += d.is_delta
     report.prompts = len(groups)
-    report.mean_delta = sum(deltas) / len(deltas) if deltas else None
+    report.mean_delta = delta_sum / delta_n if delta_n else None
 
-    rows: list[dict[str, Any]] = []
-    for prompt_text in sorted(groups):
-        for chosen, rejected in _pairs_for_prompt(
-            groups[prompt_text], min_margin, max_pairs_per_prompt, report
+    pairs: list[tuple[int, int, int, float, float]] = []  # (prompt key, chosen, rejected, Deltas)
+    for prompt_key in sorted(groups):
+        for chosen, rejected, d_chosen, d_rejected in _pairs_for_prompt(
+            groups.pop(prompt_key), min_margin, max_pairs_per_prompt, report
         ):
-            rows.append(
-                {
-                    "prompt": chosen.prompt,
-                    "chosen": [{"role": "assistant", "content": chosen.text}],
-                    "rejected": [{"role": "assistant", "content": rejected.text}],
-                    "question": chosen.question,
-                    "prompt_text": prompt_text,
-                    "run_id_chosen": chosen.run_id,
-                    "run_id_rejected": rejected.run_id,
-                    "score_chosen": chosen.score,
-                    "score_rejected": rejected.score,
-                    "delta_chosen": chosen.influence,
-                    "delta_rejected": rejected.influence,
-                    "margin": chosen.influence - rejected.influence,
-                    "adapter_version": chosen.adapter_version or "",
-                }
-            )
-    report.pairs = len(rows)
-    if not rows:
+            pairs.append((prompt_key, chosen, rejected, d_chosen, d_rejected))
+    if not pairs:
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(report.dropped.items())) or "none"
         raise ValueError(
             f"no preference pairs: {report.runs} runs, {report.drafts} drafts, "
             f"{report.scored_drafts} scored; dropped ({reasons})"
         )
-    questions = sorted({r["question"] for r in rows})
+    questions = sorted({question_of[p[0]] for p in pairs})
     random.Random(seed).shuffle(questions)
     n_eval = round(len(questions) * eval_fraction)
     if eval_fraction > 0 and n_eval == 0 and len(questions) >= 2:
         n_eval = 1
     held_out = set(questions[:n_eval])
-    train = [r for r in rows if r["question"] not in held_out]
-    evals = [r for r in rows if r["question"] in held_out]
-    report.train_pairs, report.eval_pairs = len(train), len(evals)
-    features = _pair_features()
-    result = PreferencePairs({"train": _to_dataset(train, features), "eval": _to_dataset(evals, features)})
+    needed = {ref for p in pairs for ref in p[1:3]}
+
+    with tempfile.TemporaryDirectory(prefix="cowest-pairs-") as tmp:
+        texts = sqlite3.connect(Path(tmp) / "drafts.db")
+        # Pass 2: the paired drafts' texts, into a file instead of memory.
+        texts.execute(
+            "CREATE TABLE d (ref INTEGER PRIMARY KEY, run_id TEXT, question TEXT, prompt TEXT, "
+            "prompt_text TEXT, text TEXT, score REAL, adapter_version TEXT)"
+        )
+        for record in records():
+            index = run_index.get(str(record.get("run_id")))
+            if index is None:
+                continue  # written after the first pass
+            for d in draft_influences(record, PairReport(), renderer):
+                ref = index << 16 | d.pos
+                if ref in needed:
+                    texts.execute(
+                        "INSERT OR IGNORE INTO d VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            ref,
+                            d.run_id,
+                            d.question,
+                            json.dumps(d.prompt),
+                            d.prompt_text,
+                            d.text,
+                            d.score,
+                            d.adapter_version or "",
+                        ),
+                    )
+        texts.commit()
+
+        def rows(split: str) -> Iterator[dict[str, Any]]:
+            for prompt_key, chosen, rejected, d_chosen, d_rejected in pairs:
+                if (question_of[prompt_key] in held_out) != (split == "eval"):
+                    continue
+                got = {
+                    ref: row
+                    for ref, *row in texts.execute(
+                        "SELECT ref, run_id, question, prompt, prompt_text, text, score, "
+                        "adapter_version FROM d WHERE ref IN (?, ?)",
+                        (chosen, rejected),
+                    )
+                }
+                if len(got) < 2:
+                    report.drop("run changed while reading")
+                    continue
+                c, r = got[chosen], got[rejected]
+                yield {
+                    "prompt": json.loads(c[2]),
+                    "chosen": [{"role": "assistant", "content": c[4]}],
+                    "rejected": [{"role": "assistant", "content": r[4]}],
+                    "question": c[1],
+                    "prompt_text": c[3],
+                    "run_id_chosen": c[0],
+                    "run_id_rejected": r[0],
+                    "score_chosen": c[5],
+                    "score_rejected": r[5],
+                    "delta_chosen": d_chosen,
+                    "delta_rejected": d_rejected,
+                    "margin": d_chosen - d_rejected,
+                    "adapter_version": c[6],
+                }
+
+        try:
+            n_evals = sum(question_of[p[0]] in held_out for p in pairs)
+            splits = {
+                "train": _to_dataset(rows, "train", len(pairs) - n_evals),
+                "eval": _to_dataset(rows, "eval", n_evals),
+            }
+        finally:
+            texts.close()
+    report.train_pairs, report.eval_pairs = splits["train"].num_rows, splits["eval"].num_rows
+    report.pairs = report.train_pairs + report.eval_pairs
+    result = PreferencePairs(splits)
     result.report = report
     return result
 
 
-def _to_dataset(rows: list[dict[str, Any]], features: datasets.Features) -> datasets.Dataset:
-    if not rows:  # from_list cannot infer the columns of an empty list
-        return datasets.Dataset.from_dict({name: [] for name in features}, features=features)
-    return datasets.Dataset.from_list(rows, features=features)
+def _to_dataset(rows: Callable[[str], Iterator[dict[str, Any]]], split: str, n: int) -> datasets.Dataset:
+    import uuid
+
+    features = _pair_features()
+    empty = datasets.Dataset.from_dict({name: [] for name in features}, features=features)
+    if n == 0:
+        return empty
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # its bar would name every split "train"
+    try:
+        # A fresh fingerprint: the generator reads a temporary file, never a stale cache.
+        return datasets.Dataset.from_generator(
+            rows, gen_kwargs={"split": split}, features=features, fingerprint=uuid.uuid4().hex
+        )
+    except ValueError as exc:  # every pair of the split lost its run while reading
+        if "corresponds to no data" not in str(exc):
+            raise
+        return empty
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
 
 
 def _pair_features() -> datasets.Features:

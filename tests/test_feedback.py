@@ -137,6 +137,26 @@ def test_from_a_store_with_a_filter(tmp_path) -> None:
     assert sorted(pairs["train"]["question"]) == ["q1", "q2"]
 
 
+def test_a_store_read_in_two_passes_gives_the_pairs_of_its_records(tmp_path) -> None:
+    # The store path reads the runs twice (hashes first, the paired texts second); a list is the
+    # same records held in memory. Both must give the same rows, in the same order, every time.
+    records = []
+    for i in range(240):
+        q = f"q{i % 37}"
+        drafts = [(f"draft {(i * 7 + j) % 5} of {q}", ((i + j) % 4) / 3) for j in range(4)]
+        records.append({**run(q, drafts, alone=(i % 3) / 2, run_id=f"run-{i:04d}"), "started_at": 1e9 + i})
+    store = open_trace_store(f"sqlite:///{tmp_path}/t.db")
+    for rec in records:
+        store.write_run({**rec, "status": "success"})
+    from_store = build_preference_pairs(store, eval_fraction=0.2, seed=3)
+    again = build_preference_pairs(f"sqlite:///{tmp_path}/t.db", eval_fraction=0.2, seed=3)
+    from_list = build_preference_pairs(iter(records), eval_fraction=0.2, seed=3)
+    assert from_store.report.pairs > 50 and from_store["eval"].num_rows > 0
+    for split in ("train", "eval"):
+        assert from_store[split].to_list() == from_list[split].to_list() == again[split].to_list()
+    assert from_store.report.as_dict() == from_list.report.as_dict()
+
+
 texts = st.sampled_from(["alpha", "beta", "gamma", "delta", "alpha "])
 scores = st.one_of(st.none(), st.floats(0, 1, allow_nan=False))
 

@@ -242,7 +242,7 @@ class TraceStore(ABC):
                     run_id,
                     record.get("thread_id"),
                     record.get("parent_run_id"),
-                    float(record.get("started_at") or time.time()),
+                    float(time.time() if record.get("started_at") is None else record["started_at"]),
                     record.get("ended_at"),
                     record.get("status") or "unknown",
                     _column_text(record.get("question")),
