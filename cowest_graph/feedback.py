@@ -405,7 +405,11 @@ def _to_dataset(rows: Callable[[str], Iterator[dict[str, Any]]], split: str, n: 
     try:
         # A fresh fingerprint: the generator reads a temporary file, never a stale cache.
         return datasets.Dataset.from_generator(
-            rows, gen_kwargs={"split": split}, features=features, fingerprint=uuid.uuid4().hex
+            rows,
+            gen_kwargs={"split": split},
+            features=features,
+            fingerprint=uuid.uuid4().hex,
+            writer_batch_size=100,  # rows buffered in Python before each Arrow write
         )
     except ValueError as exc:  # every pair of the split lost its run while reading
         if "corresponds to no data" not in str(exc):
