@@ -161,6 +161,38 @@ def test_sft_lowers_the_loss_and_dpo_continues_from_its_adapter(pairs, tmp_path:
     assert load_weak_model(adapter=dpo.adapter_dir).adapter_version == "v0002"
 
 
+def test_trl_and_peft_configs_are_taken_as_they_are(pairs, tmp_path: Path) -> None:
+    from peft import LoraConfig
+    from trl import DPOConfig, SFTConfig
+
+    args = DPOConfig(
+        output_dir=str(tmp_path / "elsewhere"),
+        max_steps=2,
+        beta=0.25,
+        learning_rate=1e-5,
+        per_device_train_batch_size=2,
+        bf16=False,
+        use_cpu=True,
+        report_to="none",
+        logging_steps=1,
+        disable_tqdm=True,
+    )
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    result = train_dpo(pairs, output_dir=tmp_path / "adapters", config=args, peft_config=lora)
+    adapter_config = json.loads((result.adapter_dir / "adapter_config.json").read_text())
+    assert adapter_config["r"] == 4 and sorted(adapter_config["target_modules"]) == ["q_proj", "v_proj"]
+    assert result.manifest["config"]["trl"]["beta"] == 0.25
+    assert result.manifest["config"]["lora"]["peft"]["r"] == 4
+    assert result.metrics["steps"] == 2
+    assert args.output_dir == str(tmp_path / "elsewhere")  # the caller's config is not changed
+    assert not (tmp_path / "elsewhere").exists()  # checkpoints stay under the adapters root
+    with pytest.raises(TypeError, match="DPOConfig"):
+        train_dpo(pairs, output_dir=tmp_path / "never", config=SFTConfig(output_dir="x", use_cpu=True))
+    with pytest.raises(ValueError, match="peft_config"):
+        train_dpo(pairs, output_dir=tmp_path / "never", adapter=result.adapter_dir, peft_config=lora)
+    assert not (tmp_path / "never").exists()
+
+
 def test_bad_training_input_is_one_clear_error_and_writes_nothing(pairs, tmp_path: Path) -> None:
     out = tmp_path / "never"
     broken = pairs["train"].remove_columns(["rejected"])

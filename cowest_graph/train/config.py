@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,56 @@ class DPOTrainConfig(_TrainConfig):
 
     def trl_kwargs(self, output_dir: Path) -> dict[str, Any]:
         return {**super().trl_kwargs(output_dir), "beta": self.beta, "loss_type": [self.loss_type]}
+
+
+TrainingConfig = SFTTrainConfig | DPOTrainConfig | Any
+"""Ours (`SFTTrainConfig` / `DPOTrainConfig`), or TRL's own `SFTConfig` / `DPOConfig`."""
+
+
+def trl_args(config: Any, trl_class: type, work: Path) -> Any:
+    """The TRL config a trainer runs with: ours mapped onto `trl_class` (CPU-safe defaults), or
+    a TRL config of that class used as given, with checkpoints redirected to `work` (resume and
+    the adapter's versioning need them there).
+
+    Example:
+        >>> from trl import DPOConfig
+        >>> args = trl_args(DPOConfig(output_dir="x", beta=0.3, use_cpu=True), DPOConfig, Path("w"))
+        >>> args.beta, args.output_dir
+        (0.3, 'w')
+    """
+    if isinstance(config, _TrainConfig):
+        return trl_class(**config.trl_kwargs(work), eval_strategy="no")
+    if not isinstance(config, trl_class):
+        raise TypeError(
+            f"config must be a {trl_class.__name__} or cowest_graph's own config, not {type(config).__name__}"
+        )
+    args = copy.deepcopy(config)
+    args.output_dir = str(work)
+    return args
+
+
+def check_config(config: Any, trl_class: type) -> None:
+    """Refuse a config of the wrong kind (before anything is written)."""
+    if not isinstance(config, _TrainConfig | trl_class):
+        raise TypeError(
+            f"config must be a {trl_class.__name__} or cowest_graph's own config, not {type(config).__name__}"
+        )
+
+
+def peft_config_for(config: Any, peft_config: Any) -> Any:
+    """The PEFT `LoraConfig` to train: `peft_config` as given, else our config's `lora`."""
+    if peft_config is not None:
+        return peft_config
+    lora = config.lora if isinstance(config, _TrainConfig) else LoraSettings()
+    return lora.to_peft()
+
+
+def config_dict(config: Any, peft_config: Any = None) -> dict[str, Any]:
+    """A JSON-ready record of the training settings (for the manifest and the resume key)."""
+    out = asdict(config) if isinstance(config, _TrainConfig) else {"trl": config.to_dict()}
+    if peft_config is not None:
+        out["lora"] = {"peft": peft_config.to_dict()}
+    return out
 
 
 @dataclass

@@ -8,7 +8,6 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from cowest_graph.adapters import (
     write_manifest,
 )
 from cowest_graph.models import HFWeakModel, base_model_fingerprint
-from cowest_graph.train.config import TrainingDivergedError, TrainResult, _TrainConfig
+from cowest_graph.train.config import TrainingDivergedError, TrainResult
 
 WATCHED = ("loss", "grad_norm", "eval_loss", "logps/chosen", "logps/rejected")
 """The logged metrics that must stay finite."""
@@ -55,11 +54,11 @@ def _finite(value: Any) -> bool:
         return True
 
 
-def _config_hash(config: _TrainConfig) -> str:
-    return hashlib.sha256(json.dumps(asdict(config), sort_keys=True, default=str).encode()).hexdigest()[:8]
+def _config_hash(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
-def _work_dir(root: Path, kind: str, data_hash: str, config: _TrainConfig, resume: bool) -> Path:
+def _work_dir(root: Path, kind: str, data_hash: str, config: dict[str, Any], resume: bool) -> Path:
     work = root / ".work" / f"{kind}-{data_hash[:12]}-{_config_hash(config)}"
     if not resume and work.exists():
         shutil.rmtree(work)
@@ -129,7 +128,7 @@ def _finish(
     data_hash: str,
     train: datasets.Dataset,
     evals: datasets.Dataset | None,
-    config: _TrainConfig,
+    config: dict[str, Any],
     metrics: dict[str, Any],
 ) -> TrainResult:
     import peft
@@ -148,7 +147,7 @@ def _finish(
         else {"path": str(parent), "version": (read_manifest(parent) or {}).get("version", parent.name)},
         "data_hash": data_hash,
         "counts": {"train": train.num_rows, "eval": 0 if evals is None else evals.num_rows},
-        "config": asdict(config),
+        "config": config,
         "metrics": metrics,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "versions": {

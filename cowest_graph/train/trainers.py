@@ -15,7 +15,15 @@ from cowest_graph.adapters import (
 from cowest_graph.feedback import dataset_hash
 from cowest_graph.models import load_hf_weak_model
 from cowest_graph.prompts import CowestPrompts
-from cowest_graph.train.config import DPOTrainConfig, SFTTrainConfig, TrainResult
+from cowest_graph.train.config import (
+    DPOTrainConfig,
+    SFTTrainConfig,
+    TrainResult,
+    check_config,
+    config_dict,
+    peft_config_for,
+    trl_args,
+)
 from cowest_graph.train.data import load_pairs, sft_examples
 from cowest_graph.train.runs import FiniteLossGuard, _finish, _prepare_root, _run, _work_dir
 
@@ -25,10 +33,11 @@ def train_sft(
     *,
     output_dir: str | Path,
     base_model: str | Path | None = None,
-    config: SFTTrainConfig | None = None,
+    config: Any = None,
     prompts: CowestPrompts | None = None,
     resume: bool = False,
     callbacks: Sequence[TrainerCallback] = (),
+    peft_config: Any = None,
 ) -> TrainResult:
     """Specialise the weak model on domain data (TRL `SFTTrainer` + PEFT LoRA).
 
@@ -37,8 +46,11 @@ def train_sft(
             `DatasetDict` with `train` [and `eval`], a list of dicts, or a .jsonl/.csv path).
         output_dir: the adapters root; the new version is written under it.
         base_model: a local HF model directory; None: the embedded SmolLM2.
+        config: an `SFTTrainConfig` (CPU-safe defaults), or TRL's own `trl.SFTConfig`, used as
+            given except that checkpoints go under `output_dir/.work/`.
         resume: continue from the last checkpoint of an interrupted run on the same data.
         callbacks: extra `transformers.TrainerCallback`s (progress, timing, early stopping).
+        peft_config: a `peft.LoraConfig`; None: `config.lora`.
 
     Example:
         >>> result = train_sft([{"question": "Q?", "answer": "A."}] * 8, output_dir="adapters",
@@ -49,19 +61,21 @@ def train_sft(
     from trl import SFTConfig, SFTTrainer
 
     config = config or SFTTrainConfig()
+    check_config(config, SFTConfig)
     train, evals = sft_examples(dataset, prompts)  # validates before anything is written
     root = _prepare_root(output_dir)
     data_hash = dataset_hash(train, ("prompt", "completion", "messages"))
     weak = load_hf_weak_model(base_model)
-    work = _work_dir(root, "sft", data_hash, config, resume)
-    args = SFTConfig(**config.trl_kwargs(work), eval_strategy="no")
+    recorded = config_dict(config, peft_config)
+    work = _work_dir(root, "sft", data_hash, recorded, resume)
+    args = trl_args(config, SFTConfig, work)
     trainer = SFTTrainer(
         model=weak.hf_model,
         args=args,
         train_dataset=train,
         eval_dataset=evals,
         processing_class=weak.tokenizer,
-        peft_config=config.lora.to_peft(),
+        peft_config=peft_config_for(config, peft_config),
         callbacks=[FiniteLossGuard(), *callbacks],
     )
     before = trainer.evaluate()["eval_loss"] if evals is not None else None
@@ -78,7 +92,7 @@ def train_sft(
         data_hash=data_hash,
         train=train,
         evals=evals,
-        config=config,
+        config=recorded,
         metrics=metrics,
     )
 
@@ -89,9 +103,10 @@ def train_dpo(
     output_dir: str | Path,
     base_model: str | Path | None = None,
     adapter: str | Path | None = None,
-    config: DPOTrainConfig | None = None,
+    config: Any = None,
     resume: bool = False,
     callbacks: Sequence[TrainerCallback] = (),
+    peft_config: Any = None,
 ) -> TrainResult:
     """Align the weak model with the strong model's preferences (TRL `DPOTrainer` + PEFT LoRA).
 
@@ -101,8 +116,12 @@ def train_dpo(
         output_dir: the adapters root; the new version is written under it.
         base_model: a local HF model directory; None: the embedded SmolLM2.
         adapter: start from this adapter (e.g. the SFT one); it is also the frozen reference.
+        config: a `DPOTrainConfig` (CPU-safe defaults), or TRL's own `trl.DPOConfig`, used as
+            given except that checkpoints go under `output_dir/.work/`.
         resume: continue from the last checkpoint of an interrupted run on the same pairs.
         callbacks: extra `transformers.TrainerCallback`s (progress, timing, early stopping).
+        peft_config: a `peft.LoraConfig` for a new adapter; None: `config.lora`. Starting from
+            `adapter`, its own LoRA shape is trained further and `peft_config` must be None.
 
     Example:
         >>> pairs = build_preference_pairs("sqlite:///traces.db")  # doctest: +SKIP
@@ -111,6 +130,9 @@ def train_dpo(
     from trl import DPOConfig, DPOTrainer
 
     config = config or DPOTrainConfig()
+    check_config(config, DPOConfig)
+    if adapter is not None and peft_config is not None:
+        raise ValueError("peft_config shapes a new adapter: leave it out when continuing from adapter=")
     train, evals = load_pairs(pairs)  # validates before anything is written
     parent = Path(adapter) if adapter is not None else None
     weak = load_hf_weak_model(base_model)
@@ -118,15 +140,16 @@ def train_dpo(
         validate_adapter_dir(parent, base_path=weak.base_path)
     root = _prepare_root(output_dir)
     data_hash = dataset_hash(train)
-    work = _work_dir(root, "dpo", data_hash, config, resume)
+    recorded = config_dict(config, peft_config)
+    work = _work_dir(root, "dpo", data_hash, recorded, resume)
     model: Any = weak.hf_model
-    peft_config = config.lora.to_peft()
+    lora: Any = peft_config_for(config, peft_config)
     if parent is not None:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(parent), is_trainable=True)
-        peft_config = None  # TRL copies the adapter as the frozen reference
-    args = DPOConfig(**config.trl_kwargs(work), eval_strategy="no")
+        lora = None  # TRL copies the adapter as the frozen reference
+    args = trl_args(config, DPOConfig, work)
     trainer = DPOTrainer(
         model=model,
         ref_model=None,
@@ -134,7 +157,7 @@ def train_dpo(
         train_dataset=train,
         eval_dataset=evals,
         processing_class=weak.tokenizer,
-        peft_config=peft_config,
+        peft_config=lora,
         callbacks=[FiniteLossGuard(), *callbacks],
     )
     metrics = _run(trainer, work, resume)
@@ -150,7 +173,7 @@ def train_dpo(
         data_hash=data_hash,
         train=train,
         evals=evals,
-        config=config,
+        config=recorded,
         metrics=metrics,
     )
 
