@@ -93,9 +93,18 @@ def next_version(root: str | Path) -> str:
     return f"v{max(taken, default=0) + 1:04d}"
 
 
-def latest_adapter(root: str | Path) -> Path | None:
-    """The newest complete adapter version under `root` (one that has a manifest), or None."""
-    return max(_complete_versions(root), key=lambda p: int(p.name[1:]), default=None)
+def latest_adapter(root: str | Path, kind: str | None = None) -> Path | None:
+    """The newest complete adapter version under `root` (one that has a manifest), or None;
+    with `kind` (`"sft"`, `"dpo"`), the newest of that kind.
+
+    Example:
+        >>> latest_adapter("adapters", kind="sft")  # doctest: +SKIP
+        PosixPath('adapters/v0001')
+    """
+    versions = _complete_versions(root)
+    if kind is not None:
+        versions = [p for p in versions if (read_manifest(p) or {}).get("kind") == kind]
+    return max(versions, key=lambda p: int(p.name[1:]), default=None)
 
 
 def _complete_versions(root: str | Path) -> list[Path]:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
 from cowest_graph.data import Example
@@ -65,11 +66,14 @@ async def acollect(
 
         async def one(example: Example) -> None:
             async with gate:
-                config = {"callbacks": [tracer], "metadata": {"cowest_example_id": example.id}}
+                config: RunnableConfig = {
+                    "callbacks": [tracer],
+                    "metadata": {"cowest_example_id": example.id},
+                }
                 try:
                     await graph.ainvoke(
                         {"question": example.question, "reference": example.reference},
-                        config=config,  # type: ignore[arg-type]
+                        config=config,
                         context=context,
                     )
                     report.succeeded += 1

@@ -139,7 +139,7 @@ def answer_match(question: str, answer: str, reference: str | None) -> float:
     ref_time = _TIME.fullmatch(ref)
     if ref_time:
         got = _TIME.search(final)
-        return float(bool(got) and (int(got[1]), got[2]) == (int(ref_time[1]), ref_time[2]))
+        return float(got is not None and (int(got[1]), got[2]) == (int(ref_time[1]), ref_time[2]))
     if _NUMBER.fullmatch(ref):
         without_times = _TIME.sub(" ", final)
         number = _first_number(without_times)

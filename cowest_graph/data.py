@@ -61,14 +61,16 @@ def load_questions(path: str | Path) -> list[Example]:
         raise ValueError(f"{path}: expected a .jsonl or .csv file")
     examples: list[Example] = []
     seen: set[str] = set()
-    for line, row in rows:
+    for row_number, row in rows:
         question = _pick(row, QUESTION_KEYS)
         if not isinstance(question, str) or not question.strip():
-            raise ValueError(f"{path}:{line}: no question (expected a column named one of {QUESTION_KEYS})")
+            raise ValueError(
+                f"{path}:{row_number}: no question (expected a column named one of {QUESTION_KEYS})"
+            )
         reference = _pick(row, REFERENCE_KEYS)
         ex_id = str(row.get("id") or hashlib.sha256(question.encode()).hexdigest()[:12])
         if ex_id in seen:
-            raise ValueError(f"{path}:{line}: duplicate id {ex_id!r}")
+            raise ValueError(f"{path}:{row_number}: duplicate id {ex_id!r}")
         seen.add(ex_id)
         meta = {k: v for k, v in row.items() if k not in (*QUESTION_KEYS, *REFERENCE_KEYS, "id")}
         examples.append(Example(ex_id, question.strip(), None if reference is None else str(reference), meta))

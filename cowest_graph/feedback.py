@@ -159,7 +159,7 @@ def draft_influences(
                 prompt_text=prompt_text,
                 text=draft["text"],
                 score=float(score),
-                influence=float(score) - float(alone_score) if is_delta else float(score),
+                influence=float(score) - float(alone_score) if alone_score is not None else float(score),
                 is_delta=is_delta,
                 adapter_version=draft.get("adapter_version"),
             )
@@ -251,7 +251,7 @@ def build_preference_pairs(
         `report` of what was kept and dropped.
 
     Example:
-        >>> pairs = build_preference_pairs("sqlite:///traces.db", min_margin=0.2)
+        >>> pairs = build_preference_pairs("sqlite:///traces.db", min_margin=0.2)  # doctest: +SKIP
         >>> pairs.report.pairs, pairs["train"].column_names[:3]  # doctest: +SKIP
         (42, ['prompt', 'chosen', 'rejected'])
     """
@@ -325,11 +325,11 @@ def build_preference_pairs(
             "prompt_text TEXT, text TEXT, score REAL, adapter_version TEXT)"
         )
         for record in records():
-            index = run_index.get(str(record.get("run_id")))
-            if index is None:
+            found = run_index.get(str(record.get("run_id")))
+            if found is None:
                 continue  # written after the first pass
             for d in draft_influences(record, PairReport(), renderer):
-                ref = index << 16 | d.pos
+                ref = found << 16 | d.pos
                 if ref in needed:
                     texts.execute(
                         "INSERT OR IGNORE INTO d VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

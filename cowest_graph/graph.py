@@ -41,7 +41,7 @@ __all__ = ["NODE_NAMES", "CowestRunError", "create_cowest_graph"]
 
 
 def _route(state: CowestState) -> Literal["weak_draft", "__end__"]:
-    return "weak_draft" if state.get("feedback") else END
+    return "weak_draft" if state.get("feedback") else "__end__"
 
 
 def _node(name: str, afunc: Callable[..., Awaitable[Any]]) -> Runnable[Any, Any]:
@@ -84,11 +84,15 @@ def create_cowest_graph(
         call_timeout: seconds per strong/judge call attempt.
         max_concurrency: strong/judge calls in flight at once within one run.
 
-    Example:
-        >>> graph = create_cowest_graph(weak, strong, scorer=exact_match, num_drafts=4).compile()
+    Example (scripted models stand in for the weak and strong ones here):
+        >>> from cowest_graph.critique import exact_match
+        >>> from cowest_graph.testing import ScriptedChatModel
+        >>> weak = ScriptedChatModel(respond=lambda m: "Paris is the capital of France.")
+        >>> strong = ScriptedChatModel(respond=lambda m: "Paris")
+        >>> graph = create_cowest_graph(weak, strong, scorer=exact_match, num_drafts=2).compile()
         >>> out = graph.invoke({"question": "Capital of France?", "reference": "Paris"})
-        >>> out["answer"], len(out["candidates"])  # doctest: +SKIP
-        ('Paris', 4)
+        >>> out["answer"], len(out["candidates"]), out["best"]["score"]
+        ('Paris', 2, 1.0)
     """
     for role, model in (("weak", weak), ("strong", strong), ("critic", critic)):
         if model is not None and not isinstance(model, Runnable):

@@ -110,6 +110,10 @@ def used_run_ids(root: str | Path) -> set[str]:
     return {run_id for r in read_rounds(root) for run_id in r.get("run_ids", [])}
 
 
+_SEED_STRIDE = 1_000_003
+"""Distance between two rounds' sampling seeds (a draft's seed is the round's + its index)."""
+
+
 def improve(
     store: str,
     adapters: str | Path,
@@ -253,8 +257,12 @@ async def _rounds(
         weak.load_adapter(root / CURRENT)
         if questions is not None and "collected" not in rec["steps"]:
             tracer = CowestTracer(store, metadata={"improve_round": number})
+            # Each round samples its own drafts: training reseeds the global RNGs (TRL's
+            # set_seed), so unseeded sampling would replay the previous round's drafts. A seed per
+            # round keeps a resumed round's drafts the same, and rounds apart (strided past k).
+            drafter = weak.model_copy(update={"seed": number * _SEED_STRIDE})
             graph = create_cowest_graph(
-                weak, strong, scorer=scorer, num_drafts=num_drafts, prompts=prompts, measure_influence=True
+                drafter, strong, scorer=scorer, num_drafts=num_drafts, prompts=prompts, measure_influence=True
             ).compile()
             report = await acollect(graph, questions, tracer, concurrency=1, resume=False, progress=False)
             await tracer.aflush()

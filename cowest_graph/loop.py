@@ -21,7 +21,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from cowest_graph.adapters import read_manifest
+from cowest_graph.adapters import latest_adapter
 from cowest_graph.collect import acollect
 from cowest_graph.critique import answer_match
 from cowest_graph.data import load_questions
@@ -93,14 +93,6 @@ class LoopConfig:
     """Use only the first N train and test questions (a quick smoke run)."""
 
 
-def _adapter(root: Path, kind: str) -> Path | None:
-    for path in sorted(root.glob("v*"), reverse=True):
-        manifest = read_manifest(path) or {}
-        if manifest.get("kind") == kind:
-            return path
-    return None
-
-
 def run_loop(config: LoopConfig | None = None, *, console: Console | None = None) -> dict[str, Any]:
     """Run SFT -> collect -> pairs -> DPO -> evaluate and return (and save) the results.
 
@@ -123,7 +115,7 @@ def run_loop(config: LoopConfig | None = None, *, console: Console | None = None
 
     console.rule("[bold]1. domain SFT of the weak model")
     t = time.perf_counter()
-    sft_dir = _adapter(adapters, "sft")
+    sft_dir = latest_adapter(adapters, kind="sft")
     if sft_dir is None:
         sft_dir = train_sft(
             config.data_dir / "sft.jsonl", output_dir=adapters, config=config.sft, prompts=prompts
@@ -180,7 +172,7 @@ async def _with_strong(
 
     console.rule("[bold]4. DPO of the weak model (from the SFT adapter)")
     t = time.perf_counter()
-    dpo_dir = _adapter(adapters, "dpo")
+    dpo_dir = latest_adapter(adapters, kind="dpo")
     if dpo_dir is None:
         dpo_dir = train_dpo(pairs, output_dir=adapters, adapter=sft_dir, config=config.dpo).adapter_dir
     console.print(f"DPO adapter: {dpo_dir}")

@@ -276,11 +276,11 @@ class _CowestNodes:
                         self.prompts.strong_messages(question, draft["text"]),
                         _with_meta(config, cowest_item=draft["id"]),
                     )
-                    candidate.update(answer=reply.text, error=None)
+                    candidate["answer"], candidate["error"] = reply.text, None
                 except GraphBubbleUp:
                     raise
                 except Exception as exc:  # noqa: BLE001 - recorded; the other drafts go on
-                    candidate.update(answer=None, error=_error_text(exc))
+                    candidate["answer"], candidate["error"] = None, _error_text(exc)
                 self.emit(
                     {
                         "node": "strong_refine",
@@ -316,7 +316,7 @@ class _CowestNodes:
         todo: list[Candidate] = [
             c for c in state.get("candidates", []) if c["round"] == round_ and c.get("answer") is not None
         ]
-        alone = dict(state.get("alone") or {}) or None
+        alone: dict[str, Any] | None = dict(state.get("alone") or {}) or None
         score_alone = bool(alone and alone.get("answer") is not None and "score" not in alone)
 
         async def grade(key: str, answer: str) -> tuple[float | None, str | None, str | None]:
@@ -338,7 +338,9 @@ class _CowestNodes:
             c["id"]: Candidate(id=c["id"], score=s, rationale=r, score_error=e)
             for c, (s, r, e) in zip(todo, results, strict=True)
         }
-        everything = [{**c, **scored.get(c["id"], {})} for c in state.get("candidates", [])]
+        everything: list[dict[str, Any]] = [
+            {**c, **scored.get(c["id"], {})} for c in state.get("candidates", [])
+        ]
         alone_score = alone.get("score") if alone else None
         for cand in everything:
             if alone_score is not None and cand.get("score") is not None:

@@ -28,7 +28,7 @@ def create_cowest_tool(
     The tool passes the agent's config on, so callbacks such as `CowestTracer` see the run.
 
     Example:
-        >>> tool = create_cowest_tool(create_cowest_graph(weak, strong).compile())
+        >>> tool = create_cowest_tool(create_cowest_graph(weak, strong).compile())  # doctest: +SKIP
         >>> agent = create_agent(model, tools=[tool])  # doctest: +SKIP
     """
 

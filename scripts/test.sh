@@ -16,4 +16,7 @@ if [ -z "${COWEST_TEST_POSTGRES_URL:-}" ]; then
 fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/mypy
+# Every docstring example in the package runs (those that need a model or a store say +SKIP).
+.venv/bin/python -m pytest -q -p no:cacheprovider --doctest-modules cowest_graph
 .venv/bin/python -m pytest -q "$@"

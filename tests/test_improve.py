@@ -243,12 +243,14 @@ def test_a_round_trains_a_candidate_the_gate_rejects_and_resumes_after_a_kill(
     assert len(second["run_ids"]) == len(third["run_ids"]) == 3
     assert not second["promoted"] and not third["promoted"]
     reader = CowestTracer(store).store
+    texts = {}
     for later in (second, third):
-        drafted = {
-            d["adapter_version"]
-            for r in reader.iter_runs()
-            if r["run_id"] in later["run_ids"]
-            for d in r["drafts"]
-        }
+        drafts = [d for r in reader.iter_runs() if r["run_id"] in later["run_ids"] for d in r["drafts"]]
+        drafted = {d["adapter_version"] for d in drafts}
         assert drafted == {"v0001"}, (later["round"], drafted)
+        assert {d["sampling"]["seed"] for d in drafts} == {later["round"] * 1_000_003}
+        texts[later["round"]] = sorted(d["text"] for d in drafts)
+    # Each round samples anew: the training between them reseeds the global RNGs, and unseeded
+    # sampling would replay the same drafts (it did: two rounds gave identical pairs).
+    assert texts[2] != texts[3]
     reader.close()

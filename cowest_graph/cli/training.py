@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import typer
 from rich.table import Table
 
 from cowest_graph.cli.common import STORE_OPTION, _fail, _open_store, app, console
+
+if TYPE_CHECKING:
+    from cowest_graph.train import DPOTrainConfig, SFTTrainConfig
 
 
 @app.command()
@@ -49,7 +54,8 @@ def pairs(
     console.print(table)
 
 
-def _train_config(kind: str, **values: object):  # noqa: ANN202 - an SFT or DPO config
+def _train_config(kind: str, **values: Any) -> SFTTrainConfig | DPOTrainConfig:
+    """The CLI's flags, mapped onto the SFT or DPO config (flags left out keep its defaults)."""
     from cowest_graph.train import DPOTrainConfig, SFTTrainConfig
 
     cls = SFTTrainConfig if kind == "sft" else DPOTrainConfig

@@ -70,12 +70,15 @@ class LlamaCppEngine:
                 "(or bash scripts/setup.sh --with-llama-server), or use backend='hf'"
             ) from exc
 
+        # Quiet through llama.cpp's log callback. `verbose=False` below would instead swap
+        # sys.stdout/sys.stderr for the whole process while loading (not thread-safe: a model
+        # loading in a background thread, as the Studio factory does, lost other threads' output).
         set_verbose(False)
         llama_cpp.llama_backend_init()
         self._lib, self._internals = llama_cpp, _internals
         self.path = str(gguf_path)
         self.model = _internals.LlamaModel(
-            path_model=self.path, params=llama_cpp.llama_model_default_params(), verbose=False
+            path_model=self.path, params=llama_cpp.llama_model_default_params(), verbose=True
         )
         threads = n_threads or os.cpu_count() or 1
         params = llama_cpp.llama_context_default_params()
@@ -84,7 +87,7 @@ class LlamaCppEngine:
         params.kv_unified = kv_unified
         params.n_threads = params.n_threads_batch = threads
         params.no_perf = True
-        self.ctx = _internals.LlamaContext(model=self.model, params=params, verbose=False)
+        self.ctx = _internals.LlamaContext(model=self.model, params=params, verbose=True)
         self.n_ctx, self.max_sequences = n_ctx, max_sequences
         self.batch = _internals.LlamaBatch(n_tokens=n_ctx, embd=0, n_seq_max=max_sequences, verbose=False)
         vocab = self.model.vocab
@@ -254,8 +257,8 @@ class LlamaCppWeakModel(WeakModel):
     drafting on a CPU than transformers' `generate` (see `benchmarks/throughput.py`).
 
     Example:
-        >>> weak = load_weak_model(backend="llama.cpp", max_new_tokens=16)
-        >>> len(weak.generate([[HumanMessage("Name a colour.")]], n=2).generations[0])
+        >>> weak = load_weak_model(backend="llama.cpp", max_new_tokens=16)  # doctest: +SKIP
+        >>> len(weak.generate([[HumanMessage("Name a colour.")]], n=2).generations[0])  # doctest: +SKIP
         2
     """
 

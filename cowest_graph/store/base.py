@@ -157,7 +157,7 @@ class TraceStore(ABC):
     """A durable store of cowest run traces. Open one with `open_trace_store(url)`.
 
     Example:
-        >>> store = open_trace_store("sqlite:///traces.db")
+        >>> store = open_trace_store("sqlite:///traces.db")  # doctest: +SKIP
         >>> [r.run_id for r in store.list_runs(min_score=0.5)]  # doctest: +SKIP
     """
 

@@ -140,9 +140,9 @@ class CowestTracer(BaseCallbackHandler):
                     node["outputs"] = jsonable(outputs)
                     fold_outputs(trace.record, node)
                 return
-            trace = self._traces.pop(rid, None)
-        if trace is not None:
-            self._finish(trace, outputs, error)
+            finished = self._traces.pop(rid, None)
+        if finished is not None:
+            self._finish(finished, outputs, error)
 
     # -- model calls -----------------------------------------------------------------------
     def on_chat_model_start(

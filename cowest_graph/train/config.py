@@ -142,7 +142,7 @@ def trl_args(config: Any, trl_class: type, work: Path) -> Any:
         raise TypeError(
             f"config must be a {trl_class.__name__} or cowest_graph's own config, not {type(config).__name__}"
         )
-    args = copy.deepcopy(config)
+    args: Any = copy.deepcopy(config)
     args.output_dir = str(work)
     return args
 

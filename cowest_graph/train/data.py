@@ -88,7 +88,7 @@ def sft_examples(
     Example:
         >>> train, _ = sft_examples([{"question": "Q?", "answer": "A."}])
         >>> train[0]["completion"]
-        [{'content': 'A.', 'role': 'assistant'}]
+        [{'role': 'assistant', 'content': 'A.'}]
     """
     prompts = prompts or CowestPrompts()
     train, evals = _splits(_load_dataset(data, "SFT data"))
