@@ -20,7 +20,6 @@ from langgraph.types import RetryPolicy
 
 from cowest_graph.critique import Scorer
 from cowest_graph.nodes import (
-    NODE_NAMES,
     CowestRunError,
     _check_accept,
     _check_positive,
@@ -31,6 +30,7 @@ from cowest_graph.nodes import (
 from cowest_graph.prompts import CowestPrompts
 from cowest_graph.retry import DEFAULT_RETRY, with_call_policy
 from cowest_graph.state import (
+    NODE_NAMES,
     CowestContext,
     CowestInput,
     CowestOutput,
@@ -123,10 +123,9 @@ def create_cowest_graph(
         input_schema=CowestInput,
         output_schema=CowestOutput,
     )
-    names = ["prepare", "weak_draft", "strong_refine", "critique"]
-    if measure_influence:
-        names.append("strong_alone")
-    for name in names:
+    for name in NODE_NAMES:
+        if name == "strong_alone" and not measure_influence:
+            continue
         builder.add_node(name, _node(name, getattr(nodes, name)), metadata={"cowest_node": name})
     builder.add_edge(START, "prepare")
     builder.add_edge("prepare", "weak_draft")

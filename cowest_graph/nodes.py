@@ -31,9 +31,6 @@ from cowest_graph.state import (
     Draft,
 )
 
-NODE_NAMES = ("prepare", "weak_draft", "strong_refine", "critique", "strong_alone")
-"""The subgraph's node names; each node run also carries `cowest_node` in its metadata."""
-
 
 class CowestRunError(RuntimeError):
     """A run could not produce any answer (every candidate failed)."""

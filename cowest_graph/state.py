@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Literal, TypedDict, get_args
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
+
+NodeName = Literal["prepare", "weak_draft", "strong_refine", "critique", "strong_alone"]
+"""The subgraph's node names (the graph builds them, the tracer recognises them)."""
+NODE_NAMES: tuple[NodeName, ...] = get_args(NodeName)
+"""The subgraph's node names; each node run also carries `cowest_node` in its metadata."""
 
 
 class Draft(TypedDict):

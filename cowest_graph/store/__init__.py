@@ -5,7 +5,8 @@ columns + the whole record as JSON) and one row per node execution in `cowest_no
 is versioned in `cowest_schema`; opening a store applies missing migrations and refuses a store
 written by a newer version.
 
-- `base.py`: schema, migrations, `RunFilter`, `RunSummary`, the `TraceStore` contract;
+- `schema.py`: the columns (one spec), the migrations made from it, `RunSummary`;
+- `base.py`: `RunFilter`, errors, the `TraceStore` contract;
 - `sqlite.py`, `postgresql.py`: the backends; a new one subclasses `TraceStore` and joins `SCHEMES`;
 - `export.py`: runs as a `datasets.Dataset`.
 """
@@ -16,16 +17,9 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from cowest_graph.store.base import (
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    CorruptRecordError,
-    RunFilter,
-    RunSummary,
-    StoreError,
-    TraceStore,
-)
+from cowest_graph.store.base import CorruptRecordError, RunFilter, StoreError, TraceStore
 from cowest_graph.store.postgresql import PostgresTraceStore
+from cowest_graph.store.schema import MIGRATIONS, RUN_COLUMNS, SCHEMA_VERSION, Column, RunSummary
 from cowest_graph.store.sqlite import SQLiteTraceStore
 
 
@@ -86,6 +80,8 @@ __all__ = [
     "CorruptRecordError",
     "PostgresTraceStore",
     "RunFilter",
+    "RUN_COLUMNS",
+    "Column",
     "RunSummary",
     "SQLiteTraceStore",
     "StoreError",

@@ -1,5 +1,5 @@
-"""The trace store's contract: the schema and its migrations, filters, summaries, and the
-`TraceStore` base class that each backend (`sqlite.py`, `postgresql.py`) fills in.
+"""The trace store's contract: filters, errors, and the `TraceStore` base class that each backend
+(`sqlite.py`, `postgresql.py`) fills in; the columns and migrations are in `schema.py`.
 
 The trace store: SQLite (default, embedded) or PostgreSQL (many writers), one schema.
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import threading
-import time
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -27,51 +26,15 @@ if TYPE_CHECKING:
     import datasets
 
 from cowest_graph.store.export import dataset_features, dataset_row
-
-SCHEMA_VERSION = 3
-"""The schema version this release writes."""
-
-# Each migration takes a store from version N-1 to N. `{real}` is the float type of the dialect.
-MIGRATIONS: dict[int, list[str]] = {
-    1: [
-        """CREATE TABLE IF NOT EXISTS cowest_runs (
-            run_id TEXT PRIMARY KEY,
-            thread_id TEXT,
-            parent_run_id TEXT,
-            started_at {real} NOT NULL,
-            ended_at {real},
-            status TEXT NOT NULL,
-            question TEXT,
-            weak_model TEXT,
-            adapter_version TEXT,
-            strong_model TEXT,
-            best_score {real},
-            data TEXT NOT NULL
-        )""",
-        """CREATE TABLE IF NOT EXISTS cowest_nodes (
-            run_id TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            node TEXT NOT NULL,
-            round INTEGER,
-            started_at {real},
-            latency_s {real},
-            error TEXT,
-            data TEXT NOT NULL,
-            PRIMARY KEY (run_id, seq)
-        )""",
-        "CREATE INDEX IF NOT EXISTS cowest_runs_started ON cowest_runs (started_at)",
-        "CREATE INDEX IF NOT EXISTS cowest_runs_thread ON cowest_runs (thread_id)",
-        "CREATE INDEX IF NOT EXISTS cowest_runs_adapter ON cowest_runs (adapter_version)",
-    ],
-    # v2: the id of the dataset example a run answered, so a collection pass can resume.
-    2: [
-        "ALTER TABLE cowest_runs ADD COLUMN example_id TEXT",
-        "CREATE INDEX IF NOT EXISTS cowest_runs_example ON cowest_runs (example_id)",
-    ],
-    # v3: reading pages by the key (started_at, run_id), never by OFFSET (linear, and stable while
-    # other processes write).
-    3: ["CREATE INDEX IF NOT EXISTS cowest_runs_order ON cowest_runs (started_at, run_id)"],
-}
+from cowest_graph.store.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    SUMMARY_COLUMNS,
+    RunSummary,
+    column_text,
+    row_values,
+    upsert_sql,
+)
 
 
 class StoreError(RuntimeError):
@@ -103,54 +66,13 @@ class RunFilter:
 
 
 @dataclass
-class RunSummary:
-    """One line of `list_runs`."""
-
-    run_id: str
-    thread_id: str | None
-    started_at: float
-    ended_at: float | None
-    status: str
-    question: str | None
-    weak_model: str | None
-    adapter_version: str | None
-    strong_model: str | None
-    best_score: float | None
-
-
-@dataclass
 class _Dialect:
     param: str
     real: str
     upsert_run: str = field(init=False)
 
     def __post_init__(self) -> None:
-        cols = (
-            "run_id",
-            "thread_id",
-            "parent_run_id",
-            "started_at",
-            "ended_at",
-            "status",
-            "question",
-            "weak_model",
-            "adapter_version",
-            "strong_model",
-            "best_score",
-            "example_id",
-            "data",
-        )
-        updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
-        self.upsert_run = (
-            f"INSERT INTO cowest_runs ({', '.join(cols)}) VALUES ({', '.join([self.param] * len(cols))}) "
-            f"ON CONFLICT (run_id) DO UPDATE SET {updates}"
-        )
-
-
-_SUMMARY_COLS = (
-    "run_id, thread_id, started_at, ended_at, status, question, weak_model, "
-    "adapter_version, strong_model, best_score"
-)
+        self.upsert_run = upsert_sql(self.param)
 
 
 class TraceStore(ABC):
@@ -236,24 +158,7 @@ class TraceStore(ABC):
         p = self._dialect.param
         nodes = record.get("nodes") or []
         with self._cursor_ctx(write=True) as cur:
-            cur.execute(
-                self._dialect.upsert_run,
-                (
-                    run_id,
-                    record.get("thread_id"),
-                    record.get("parent_run_id"),
-                    float(time.time() if record.get("started_at") is None else record["started_at"]),
-                    record.get("ended_at"),
-                    record.get("status") or "unknown",
-                    _column_text(record.get("question")),
-                    record.get("weak_model"),
-                    record.get("adapter_version"),
-                    record.get("strong_model"),
-                    record.get("best_score"),
-                    record.get("example_id"),
-                    data,
-                ),
-            )
+            cur.execute(self._dialect.upsert_run, row_values(record, data))
             cur.execute(f"DELETE FROM cowest_nodes WHERE run_id = {p}", (run_id,))
             if nodes:
                 cur.executemany(
@@ -268,7 +173,7 @@ class TraceStore(ABC):
                             n.get("round"),
                             n.get("started_at"),
                             n.get("latency_s"),
-                            _column_text(n.get("error")),
+                            column_text(n.get("error")),
                             json.dumps(n, default=str),
                         )
                         for seq, n in enumerate(nodes)
@@ -306,7 +211,7 @@ class TraceStore(ABC):
             >>> store.list_runs(thread_id="t1", min_score=0.5, limit=10)  # doctest: +SKIP
         """
         where, args = self._where(flt or RunFilter(**filters))
-        sql = f"SELECT {_SUMMARY_COLS} FROM cowest_runs{where} ORDER BY started_at, run_id"
+        sql = f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM cowest_runs{where} ORDER BY started_at, run_id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         if offset:
@@ -442,11 +347,6 @@ def _finite(value: Any, path: str, found: dict[str, str]) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
     return value
-
-
-def _column_text(value: Any) -> Any:
-    """A text column's value: PostgreSQL text holds no NUL character (the JSON record keeps it)."""
-    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
 
 
 def _decode(run_id: str, data: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import queue
 import threading
 import time
 import weakref
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -29,6 +29,7 @@ from cowest_graph.tracing.record import (
     summarise,
 )
 from cowest_graph.tracing.redact import Redactor, scrub_secrets
+from cowest_graph.tracing.schema import WEAK_CALL_KEYS, CallRecord, CallUsage, NodeRecord
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,9 @@ class CowestTracer(BaseCallbackHandler):
         self.metadata = dict(metadata or {})
         self._lock = threading.RLock()
         self._parent: dict[str, str | None] = {}
-        self._owner: dict[str, tuple[RunTrace, dict[str, Any]]] = {}  # run -> (trace, node)
+        self._owner: dict[str, tuple[RunTrace, NodeRecord]] = {}  # run -> (trace, node)
         self._traces: dict[str, RunTrace] = {}
-        self._calls: dict[str, dict[str, Any]] = {}
+        self._calls: dict[str, CallRecord] = {}
         self._unsaved: list[dict[str, Any]] = []
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
         self._writer: threading.Thread | None = None
@@ -107,7 +108,7 @@ class CowestTracer(BaseCallbackHandler):
             if trace is None:
                 grand = self._parent.get(pid)
                 trace = self._traces[pid] = RunTrace(pid, grand, metadata)
-            node = {
+            node: NodeRecord = {
                 "node": node_name,
                 "run_id": rid,
                 "step": metadata.get("langgraph_step"),
@@ -164,7 +165,7 @@ class CowestTracer(BaseCallbackHandler):
             trace, node = owned
             metadata = metadata or {}
             params = invocation_params or {}
-            call = {
+            call: CallRecord = {
                 "run_id": rid,
                 "role": role_of(node["node"], metadata.get("cowest_item")),
                 "item": metadata.get("cowest_item"),
@@ -191,7 +192,7 @@ class CowestTracer(BaseCallbackHandler):
             out = response.llm_output or {}
             gens = response.generations[0] if response.generations else []
             call["outputs"] = [g.text for g in gens]
-            usage = {"input_tokens": 0, "output_tokens": 0}
+            usage: CallUsage = {"input_tokens": 0, "output_tokens": 0}
             for i, g in enumerate(gens):
                 meta = getattr(getattr(g, "message", None), "usage_metadata", None) or {}
                 usage["input_tokens"] += int(meta.get("input_tokens", 0)) if i == 0 else 0
@@ -205,17 +206,8 @@ class CowestTracer(BaseCallbackHandler):
                 }
             call["usage"] = usage
             call["model"] = out.get("model_name") or call["model"]
-            for key in (
-                "rendered_prompt",
-                "adapter_version",
-                "sampling",
-                "truncated_tokens",
-                "rendered_messages",
-                "backend",
-                "queue_wait_s",
-            ):
-                if key in out:
-                    call[key] = out[key]
+            # What a WeakModel reports (prompt as rendered, adapter, sampling, ...).
+            cast(dict[str, Any], call).update({k: out[k] for k in WEAK_CALL_KEYS if k in out})
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         with self._lock:
@@ -234,11 +226,12 @@ class CowestTracer(BaseCallbackHandler):
         if error is not None:
             record["error"] = f"{type(error).__name__}: {error}"
         summarise(record)
-        record.update({k: v for k, v in self.metadata.items() if k not in record})
-        record = scrub_secrets(record)
+        # The tracer's own metadata (e.g. an experiment name) rides along as extra keys.
+        out: dict[str, Any] = {**record, **{k: v for k, v in self.metadata.items() if k not in record}}
+        out = scrub_secrets(out)
         if self.redact is not None:
-            record = self.redact(record)
-        self._persist(record)
+            out = self.redact(out)
+        self._persist(out)
 
     def _persist(self, record: dict[str, Any]) -> None:
         """Write now on a plain thread; from an event-loop thread, hand the record to the writer

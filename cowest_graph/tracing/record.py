@@ -4,11 +4,12 @@ model call's role, what a node read, and folding node outputs into the run's rec
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.messages import BaseMessage
 
 from cowest_graph.state import upsert_by_id
+from cowest_graph.tracing.schema import ROLES, NodeRecord, Role, TraceRecord, Usage
 
 
 def message_dict(message: BaseMessage) -> dict[str, Any]:
@@ -34,7 +35,7 @@ def jsonable(value: Any) -> Any:
 
 class RunTrace:
     def __init__(self, run_id: str, parent_run_id: str | None, metadata: dict[str, Any]) -> None:
-        self.record: dict[str, Any] = {
+        self.record: TraceRecord = {
             "run_id": run_id,
             "parent_run_id": parent_run_id,
             "thread_id": str_or_none(metadata.get("thread_id")),
@@ -49,7 +50,7 @@ class RunTrace:
             "candidates": [],
             "alone": None,
         }
-        self.nodes: dict[str, dict[str, Any]] = {}
+        self.nodes: dict[str, NodeRecord] = {}
 
 
 def str_or_none(value: Any) -> str | None:
@@ -70,7 +71,7 @@ PARAM_KEYS = (
 )
 
 
-def role_of(node: str, item: Any) -> str:
+def role_of(node: str, item: Any) -> Role:
     if node == "weak_draft":
         return "weak"
     if node == "critique":
@@ -90,7 +91,7 @@ def node_inputs(node: str, inputs: Any) -> Any:
     return jsonable({k: v for k, v in inputs.items() if k in keep})
 
 
-def fold_outputs(record: dict[str, Any], node: dict[str, Any]) -> None:
+def fold_outputs(record: TraceRecord, node: NodeRecord) -> None:
     out = node.get("outputs")
     if not isinstance(out, dict):
         return
@@ -126,7 +127,7 @@ def fold_outputs(record: dict[str, Any], node: dict[str, Any]) -> None:
             record[key] = out[key]
 
 
-def summarise(record: dict[str, Any]) -> None:
+def summarise(record: TraceRecord) -> None:
     best = record.get("best") or {}
     record["best_score"] = best.get("score")
     calls = [c for n in record["nodes"] for c in n["calls"]]
@@ -137,12 +138,12 @@ def summarise(record: dict[str, Any]) -> None:
         record["adapter_version"] = weak[-1].get("adapter_version")
     if strong:
         record["strong_model"] = strong[-1].get("model")
-    usage: dict[str, dict[str, int]] = {}
-    for role in ("weak", "strong", "alone", "judge"):
+    usage: dict[str, Any] = {}
+    for role in ROLES:
         mine = [c for c in calls if c["role"] == role]
         usage[role] = {
             "calls": len(mine),
-            "input_tokens": sum((c.get("usage") or {}).get("input_tokens", 0) for c in mine),
-            "output_tokens": sum((c.get("usage") or {}).get("output_tokens", 0) for c in mine),
+            "input_tokens": sum(c["usage"]["input_tokens"] for c in mine if "usage" in c),
+            "output_tokens": sum(c["usage"]["output_tokens"] for c in mine if "usage" in c),
         }
-    record["usage"] = usage
+    record["usage"] = cast(Usage, usage)
