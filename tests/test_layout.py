@@ -59,3 +59,10 @@ def test_no_import_cycle_in_the_package() -> None:
     assert "cowest_graph.models.hf" in edges["cowest_graph.models"], "the walker sees the package"
     assert "cowest_graph.adapters" in edges["cowest_graph.models.hf"]
     assert find_cycle(edges) is None, " -> ".join(find_cycle(edges) or [])
+
+
+def test_no_module_is_over_400_lines() -> None:
+    # One module per concern: a module that outgrows this has a second concern to split off.
+    sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in ROOT.rglob("*.py")}
+    assert len(sizes) > 40
+    assert {name: n for name, n in sizes.items() if n > 400} == {}

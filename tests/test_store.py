@@ -193,3 +193,24 @@ def test_reading_pages_by_key_neither_repeats_nor_skips_while_others_write(store
     tail = [r["run_id"] for r in store.iter_runs(batch_size=7, since=1100.0, status="success")]
     assert tail == [f"r{i:03d}" for i in range(200, 250)]
     store.close()
+
+
+def test_the_column_spec_makes_the_table_the_row_and_the_export(store_url: str) -> None:
+    # One spec (RUN_COLUMNS): the table a fresh store gets, the columns a written run fills, and
+    # the features of an exported run all follow it.
+    from cowest_graph.store import RUN_COLUMNS
+
+    store = open_trace_store(store_url)
+    store.write_run(record(7, example_id="ex-7"))
+    names = [c.name for c in RUN_COLUMNS]
+    with store._cursor_ctx(write=False) as cur:
+        cur.execute(f"SELECT {', '.join(names)} FROM cowest_runs WHERE run_id = 'run7'")
+        row = dict(zip(names, cur.fetchone(), strict=True))
+        cur.execute("SELECT * FROM cowest_runs WHERE 1 = 0")
+        table = [d[0] for d in cur.description]
+    assert sorted(table) == sorted([*names, "data"])
+    assert row["example_id"] == "ex-7" and row["best_score"] == pytest.approx(0.7)
+    assert row["status"] == "success" and row["started_at"] == 1007.0
+    ds = store.to_dataset()
+    assert ds.column_names[: len(names)] == names and ds[0]["example_id"] == "ex-7"
+    store.close()

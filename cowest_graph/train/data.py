@@ -8,8 +8,8 @@ from typing import Any
 
 import datasets
 
-from cowest_graph.feedback import PAIR_COLUMNS
 from cowest_graph.models import to_chat
+from cowest_graph.pair_dataset import PAIR_COLUMNS
 from cowest_graph.prompts import CowestPrompts
 
 

@@ -12,8 +12,8 @@ from transformers import TrainerCallback
 from cowest_graph.adapters import (
     validate_adapter_dir,
 )
-from cowest_graph.feedback import dataset_hash
 from cowest_graph.models import load_hf_weak_model
+from cowest_graph.pair_dataset import dataset_hash
 from cowest_graph.prompts import CowestPrompts
 from cowest_graph.train.config import (
     DPOTrainConfig,
