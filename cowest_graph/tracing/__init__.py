@@ -13,14 +13,29 @@ messages and as rendered by the chat template, the adapter version and sampling 
 `candidates`, `alone`, and `nodes` (per node execution: inputs, outputs, latency, error, and every
 model call with its exact messages, outputs, model id, tokens, latency and error).
 
-- `handler.py`: `CowestTracer` (callbacks, writer thread);
+- `handler.py`: `CowestTracer` (the callbacks);
+- `schema.py`: the record's types (`TraceRecord`, `NodeRecord`, `CallRecord`, `Usage`);
 - `record.py`: building and folding a run's record;
-- `redact.py`: secret scrubbing.
+- `redact.py`: secret scrubbing;
+- `writer.py`: `TraceWriter` (writes without blocking an event loop, retries, drains at exit).
 """
 
 from __future__ import annotations
 
 from cowest_graph.tracing.handler import CowestTracer
 from cowest_graph.tracing.redact import REDACTED, Redactor, scrub_secrets
+from cowest_graph.tracing.schema import CallRecord, DraftRecord, NodeRecord, TraceRecord, Usage
+from cowest_graph.tracing.writer import TraceWriter
 
-__all__ = ["REDACTED", "CowestTracer", "Redactor", "scrub_secrets"]
+__all__ = [
+    "REDACTED",
+    "CallRecord",
+    "CowestTracer",
+    "DraftRecord",
+    "NodeRecord",
+    "Redactor",
+    "TraceRecord",
+    "TraceWriter",
+    "Usage",
+    "scrub_secrets",
+]

@@ -1,14 +1,11 @@
-"""`CowestTracer`: the LangChain callback handler, and its writer thread (queue, retry, drain at exit)."""
+"""`CowestTracer`: the LangChain callback handler that turns callback events into trace records
+(folding in `record.py`, scrubbing in `redact.py`, writing in `writer.py`)."""
 
 from __future__ import annotations
 
 import asyncio
-import atexit
-import logging
-import queue
 import threading
 import time
-import weakref
 from typing import Any, cast
 from uuid import UUID
 
@@ -30,17 +27,7 @@ from cowest_graph.tracing.record import (
 )
 from cowest_graph.tracing.redact import Redactor, scrub_secrets
 from cowest_graph.tracing.schema import WEAK_CALL_KEYS, CallRecord, CallUsage, NodeRecord
-
-log = logging.getLogger(__name__)
-
-_LIVE_TRACERS: weakref.WeakSet[CowestTracer] = weakref.WeakSet()
-
-
-@atexit.register
-def _drain_all_tracers() -> None:
-    """On a normal exit, write the traces still queued by any tracer (none is ever dropped)."""
-    for tracer in list(_LIVE_TRACERS):
-        tracer._drain()
+from cowest_graph.tracing.writer import TraceWriter
 
 
 class CowestTracer(BaseCallbackHandler):
@@ -76,12 +63,7 @@ class CowestTracer(BaseCallbackHandler):
         self._owner: dict[str, tuple[RunTrace, NodeRecord]] = {}  # run -> (trace, node)
         self._traces: dict[str, RunTrace] = {}
         self._calls: dict[str, CallRecord] = {}
-        self._unsaved: list[dict[str, Any]] = []
-        self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
-        self._writer: threading.Thread | None = None
-        _LIVE_TRACERS.add(self)
-        self.written = 0
-        """How many traces this tracer has persisted."""
+        self._writer = TraceWriter(self.store)
 
     # -- chains: the subgraph, its nodes and anything inside them --------------------------
     def on_chain_start(
@@ -234,45 +216,7 @@ class CowestTracer(BaseCallbackHandler):
         self._persist(out)
 
     def _persist(self, record: dict[str, Any]) -> None:
-        """Write now on a plain thread; from an event-loop thread, hand the record to the writer
-        thread, so no callback ever blocks the loop (a LangGraph server refuses blocking I/O)."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            self._write_all([record])
-            return
-        with self._lock:
-            if self._writer is None or not self._writer.is_alive():
-                self._writer = threading.Thread(
-                    target=self._write_loop, name="cowest-trace-writer", daemon=True
-                )
-                self._writer.start()
-        self._queue.put(record)
-
-    def _write_loop(self) -> None:
-        while True:
-            record = self._queue.get()
-            try:
-                self._write_all([record])
-            finally:
-                self._queue.task_done()
-
-    def _write_all(self, records: list[dict[str, Any]], *, raise_errors: bool = False) -> None:
-        """Write earlier unsaved records, then these; keep whatever fails for the next try."""
-        with self._lock:
-            pending, self._unsaved = [*self._unsaved, *records], []
-        for i, item in enumerate(pending):
-            try:
-                self.store.write_run(item)
-            except Exception as exc:
-                with self._lock:
-                    self._unsaved = pending[i:] + self._unsaved
-                if raise_errors:
-                    raise
-                log.error("cowest trace %s not written yet: %s", item.get("run_id"), exc)
-                return
-            with self._lock:
-                self.written += 1
+        self._writer.persist(record)
 
     def flush(self) -> None:
         """Wait for queued traces to be written and retry any whose write failed; raise if the
@@ -282,18 +226,18 @@ class CowestTracer(BaseCallbackHandler):
             >>> await graph.ainvoke(..., config={"callbacks": [tracer]})  # doctest: +SKIP
             >>> tracer.flush(); tracer.store.count()  # doctest: +SKIP
         """
-        self._queue.join()
-        self._write_all([], raise_errors=True)
+        self._writer.flush()
 
     async def aflush(self) -> None:
         """`flush()` without blocking the event loop."""
         await asyncio.to_thread(self.flush)
 
-    def _drain(self) -> None:
-        if self._writer is not None and self._writer.is_alive():
-            self._queue.join()
+    @property
+    def written(self) -> int:
+        """How many traces this tracer has persisted."""
+        return self._writer.written
 
     @property
     def pending(self) -> int:
         """Traces not yet written (queued, or the store failed); `flush()` writes them."""
-        return len(self._unsaved) + self._queue.unfinished_tasks
+        return self._writer.pending
