@@ -37,3 +37,24 @@ def save_random_adapter(path: Path, targets: list[str], *, r: int, alpha: int, s
                 param.normal_(0.0, 0.02)
     model.save_pretrained(str(path))
     return path
+
+
+def random_adapter_version(root: Path, version: str, seed: int) -> Path:
+    """A real PEFT LoRA adapter version (random B, so it changes the model) with a manifest, as
+    training writes one under an adapters root."""
+    from cowest_graph.adapters import write_manifest
+    from cowest_graph.models import DEFAULT_MODEL_ID, base_model_fingerprint, ensure_default_model
+
+    path = save_random_adapter(root / version, ["q_proj", "v_proj"], r=4, alpha=8, seed=seed)
+    write_manifest(
+        path,
+        {
+            "version": version,
+            "kind": "sft",
+            "base_model_id": DEFAULT_MODEL_ID,
+            "base_model_fingerprint": base_model_fingerprint(ensure_default_model()),
+            "counts": {"train": 8},
+            "created_at": "2026-11-26T00:00:00Z",
+        },
+    )
+    return path

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from poisoned import random_adapter_version
 
 from cowest_graph import CowestTracer, create_cowest_graph
 from cowest_graph.adapters import (
@@ -19,13 +20,12 @@ from cowest_graph.adapters import (
     promotion_history,
     read_manifest,
     rollback,
-    write_manifest,
 )
 from cowest_graph.data import Example
 from cowest_graph.evaluate import ConditionResult
 from cowest_graph.gate import GateConfig, gate_decision
 from cowest_graph.improve import ImproveLockedError, improve, improve_lock, read_rounds
-from cowest_graph.models import base_model_fingerprint, ensure_default_model, load_weak_model
+from cowest_graph.models import load_weak_model
 from cowest_graph.testing import ScriptedChatModel
 
 
@@ -70,32 +70,11 @@ def test_each_guard_blocks_an_otherwise_better_candidate() -> None:
     assert decision.categories["times"]["candidate"] == 0.0
 
 
-def _adapter(root: Path, version: str, seed: int) -> Path:
-    """A real PEFT LoRA adapter (random B, so it changes the model) with a manifest."""
-    from poisoned import save_random_adapter
-
-    from cowest_graph.models import DEFAULT_MODEL_ID
-
-    path = save_random_adapter(root / version, ["q_proj", "v_proj"], r=4, alpha=8, seed=seed)
-    write_manifest(
-        path,
-        {
-            "version": version,
-            "kind": "sft",
-            "base_model_id": DEFAULT_MODEL_ID,
-            "base_model_fingerprint": base_model_fingerprint(ensure_default_model()),
-            "counts": {"train": 8},
-            "created_at": "2026-11-26T00:00:00Z",
-        },
-    )
-    return path
-
-
 @pytest.fixture(scope="module")
 def two_adapters(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("adapters")
-    _adapter(root, "v0001", 0)
-    _adapter(root, "v0002", 1)
+    random_adapter_version(root, "v0001", 0)
+    random_adapter_version(root, "v0002", 1)
     return root
 
 

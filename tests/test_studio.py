@@ -9,8 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
+from poisoned import random_adapter_version
 from servers import free_port, serve
 
+from cowest_graph.adapters import promote
 from cowest_graph.store import open_trace_store
 
 pytestmark = pytest.mark.slow
@@ -24,10 +26,15 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         pytest.fail("langgraph-cli[inmem] is a dev dependency and must be installed")
     port = free_port()
     store = f"sqlite:///{tmp_path_factory.mktemp('studio')}/served.db"
+    adapters = tmp_path_factory.mktemp("adapters")
+    random_adapter_version(adapters, "v0001", 0)
+    random_adapter_version(adapters, "v0002", 1)
+    promote(adapters, "v0001")
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
         "COWEST_STORE": store,
+        "COWEST_WEAK_ADAPTER": str(adapters / "current"),
         "COWEST_MAX_NEW_TOKENS": "8",
         "COWEST_NUM_DRAFTS": "2",
         "LANGGRAPH_CLI_NO_ANALYTICS": "1",
@@ -49,13 +56,13 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     ]
     url = f"http://127.0.0.1:{port}"
     with serve(command, f"{url}/ok", log, env=env, cwd=ROOT):
-        yield url, store, log
+        yield url, store, log, adapters
 
 
 async def test_served_graph_waits_streams_and_is_traced(server) -> None:
     from langgraph_sdk import get_client
 
-    url, store, log = server
+    url, store, log, _ = server
     client = get_client(url=url)
     thread = await client.threads.create()
     result = await client.runs.wait(
@@ -92,3 +99,30 @@ async def test_served_graph_waits_streams_and_is_traced(server) -> None:
     assert {"What is the capital of France?", "Name a planet."} <= set(records)
     assert all(r["status"] == "success" and len(r["drafts"]) == 2 for r in records.values())
     assert "BlockingError" not in log.read_text(), "nothing blocked the server's event loop"
+
+
+def _traced(store: str, question: str) -> dict:
+    deadline = time.time() + 20  # written by the server's writer thread, off its event loop
+    while time.time() < deadline:
+        found = [r for r in open_trace_store(store).iter_runs() if r["question"] == question]
+        if found:
+            return found[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no trace of {question!r}")
+
+
+async def test_the_server_drafts_with_a_newly_promoted_adapter_without_a_restart(server) -> None:
+    # The server loaded its weak model with adapter=DIR/current. Promoting another version (as
+    # `cowest-graph improve` does, from another process) reaches the next run, not a restart.
+    from langgraph_sdk import get_client
+
+    url, store, log, adapters = server
+    client = get_client(url=url)
+    for question, version in (("Which planet is red?", "v0001"), ("Which planet has rings?", "v0002")):
+        promote(adapters, version)
+        thread = await client.threads.create()
+        result = await client.runs.wait(thread["thread_id"], "cowest", input={"question": question})
+        assert result.get("answer"), f"no answer: {result}\n{log.read_text()[-3000:]}"
+        record = _traced(store, question)
+        assert {d["adapter_version"] for d in record["drafts"]} == {version}, record["drafts"]
+        assert record["adapter_version"] == version
