@@ -233,6 +233,7 @@ async def _rounds(
     from cowest_graph.feedback import build_preference_pairs
     from cowest_graph.gate import gate_decision
     from cowest_graph.graph import create_cowest_graph
+    from cowest_graph.report import write_report
     from cowest_graph.store import RunFilter, open_trace_store
     from cowest_graph.tracing import CowestTracer
     from cowest_graph.train import DPOTrainConfig, train_dpo
@@ -249,6 +250,8 @@ async def _rounds(
         def finish(step: str, rec: dict[str, Any] = rec, number: int = number) -> None:
             rec["steps"].append(step)
             write_round(root, rec)
+            if rec.get("done"):  # every finished round is in the report at once
+                write_report(root, read_rounds(root))
             if on_step is not None:
                 on_step(number, step)
 

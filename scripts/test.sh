@@ -14,6 +14,15 @@ if [ -z "${COWEST_TEST_POSTGRES_URL:-}" ]; then
     exit 1
   fi
 fi
+# A headless Chromium renders the improvement report in a test (Debian's chromium-headless-shell).
+if [ -z "${COWEST_TEST_CHROMIUM:-}" ]; then
+  if chromium=$(bash scripts/chromium.sh); then
+    export COWEST_TEST_CHROMIUM="$chromium"
+  elif [ -n "${CI:-}" ]; then
+    echo "CI: no headless Chromium" >&2
+    exit 1
+  fi
+fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
