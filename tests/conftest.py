@@ -9,6 +9,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest  # noqa: E402
+from servers import required_service  # noqa: E402
 
 from cowest_graph.models import WeakModel, load_weak_model  # noqa: E402
 
@@ -22,12 +23,9 @@ def weak() -> WeakModel:
 
 def postgres_url_or_skip() -> str:
     """The test PostgreSQL server; in CI its absence is a failure, elsewhere a skip."""
-    url = os.environ.get("COWEST_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the PostgreSQL tests but COWEST_TEST_POSTGRES_URL is unset")
-        pytest.skip("no PostgreSQL server: set COWEST_TEST_POSTGRES_URL (bash scripts/postgres.sh start)")
-    return url
+    return required_service(
+        "COWEST_TEST_POSTGRES_URL", "a PostgreSQL server", "bash scripts/postgres.sh start"
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

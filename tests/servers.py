@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import time
 import urllib.request
@@ -47,3 +48,14 @@ def serve(
             yield proc
         finally:
             stop_process(proc)
+
+
+def required_service(env_var: str, what: str, how: str) -> str:
+    """The value of `env_var`, naming an external service a test needs (a PostgreSQL server, a
+    headless Chromium). In CI its absence is a failure, elsewhere a skip that says `how`."""
+    value = os.environ.get(env_var)
+    if not value:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must provide {what} but {env_var} is unset")
+        pytest.skip(f"{what} is not available: set {env_var} ({how})")
+    return value

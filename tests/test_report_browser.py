@@ -3,12 +3,12 @@ draws the chart (points and intervals for every evaluated round), and shows ever
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
+from servers import required_service
 
 from cowest_graph.report import write_report
 
@@ -16,12 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 def _chromium() -> str:
-    path = os.environ.get("COWEST_TEST_CHROMIUM")
-    if not path:
-        if os.environ.get("CI"):
-            pytest.fail("CI must provide a headless Chromium (scripts/chromium.sh)")
-        pytest.skip("no headless Chromium: set COWEST_TEST_CHROMIUM (scripts/chromium.sh finds one)")
-    return path
+    return required_service("COWEST_TEST_CHROMIUM", "a headless Chromium", "bash scripts/chromium.sh")
 
 
 def _result(accuracy: float) -> dict:
