@@ -214,3 +214,16 @@ def test_the_column_spec_makes_the_table_the_row_and_the_export(store_url: str) 
     ds = store.to_dataset()
     assert ds.column_names[: len(names)] == names and ds[0]["example_id"] == "ex-7"
     store.close()
+
+
+def test_sqlite_seeks_each_page_instead_of_scanning_from_the_start(tmp_path: Path) -> None:
+    # Keyset pages are linear only if the page query seeks the (started_at, run_id) index. The
+    # OR-form of the key made SQLite scan the index from the first run on every page.
+    store = open_trace_store(f"sqlite:///{tmp_path}/plan.db")
+    for where, args in (("", []), (" WHERE status = ?", ["success"])):
+        sql = store._page_query(where, after_key=True, limit=100)
+        with store._cursor_ctx(write=False) as cur:
+            cur.execute(f"EXPLAIN QUERY PLAN {sql}", [*args, 1000.0, "r1"])
+            plan = " ".join(str(row[-1]) for row in cur.fetchall())
+        assert "SEARCH cowest_runs USING INDEX cowest_runs_order" in plan, plan
+    store.close()

@@ -272,17 +272,12 @@ class TraceStore(ABC):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         where, args = self._where(flt or RunFilter(**filters))
-        p = self._dialect.param
-        after = f"(started_at > {p} OR (started_at = {p} AND run_id > {p}))"
         self.problems = []
         key: tuple[float, str] | None = None
         while True:
-            sql, page_args = f"SELECT run_id, started_at, data FROM cowest_runs{where}", list(args)
-            if key is not None:
-                sql += (" AND " if where else " WHERE ") + after
-                page_args += [key[0], key[0], key[1]]
+            sql = self._page_query(where, after_key=key is not None, limit=batch_size)
             with self._cursor_ctx(write=False) as cur:
-                cur.execute(f"{sql} ORDER BY started_at, run_id LIMIT {int(batch_size)}", page_args)
+                cur.execute(sql, [*args, *(key or ())])
                 rows = cur.fetchall()
             for run_id, _, data in rows:
                 try:
@@ -293,6 +288,18 @@ class TraceStore(ABC):
             if len(rows) < batch_size:
                 return
             key = (rows[-1][1], rows[-1][0])
+
+    def _page_query(self, where: str, *, after_key: bool, limit: int) -> str:
+        """One page of `iter_runs`: the runs after the key (started_at, run_id) of the last one."""
+        sql = f"SELECT run_id, started_at, data FROM cowest_runs{where}"
+        if after_key:
+            # A row-value comparison: SQLite and PostgreSQL both seek the (started_at, run_id)
+            # index to it. The equivalent `a > x OR (a = x AND b > y)` made SQLite scan the
+            # index from its start on every page: reading grew quadratically (0.73x runs/s at
+            # 100k runs vs 10k).
+            p = self._dialect.param
+            sql += f"{' AND' if where else ' WHERE'} (started_at, run_id) > ({p}, {p})"
+        return f"{sql} ORDER BY started_at, run_id LIMIT {int(limit)}"
 
     def export_jsonl(self, path: str | Path, flt: RunFilter | None = None, **filters: Any) -> int:
         """Write matching runs to a JSONL file (one record per line); return how many.
