@@ -17,142 +17,31 @@ import json
 import random
 import sqlite3
 import tempfile
-from collections import defaultdict
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from cowest_graph.models import chat_role
+import numpy as np
+
+from cowest_graph.influence import PairReport, PromptRenderer, draft_influences
 from cowest_graph.pair_dataset import PreferencePairs, stream_to_dataset
 from cowest_graph.store import RunFilter, TraceStore, open_trace_store
 
 
-@dataclass
-class PairReport:
-    """What `build_preference_pairs` found, kept and dropped."""
+class _Group:
+    """One weak prompt's usable drafts, packed in arrays (24 bytes a draft): the key of each
+    draft's stripped text, its influence, and its ref (`run index << 16 | position in its run`).
+    The texts stay in the store until the second pass."""
 
-    runs: int = 0
-    drafts: int = 0
-    scored_drafts: int = 0
-    prompts: int = 0
-    pairs: int = 0
-    train_pairs: int = 0
-    eval_pairs: int = 0
-    mean_delta: float | None = None
-    used_strong_alone: int = 0
-    """Drafts whose influence is a true Delta (the run measured `strong_alone`)."""
-    dropped: dict[str, int] = field(default_factory=dict)
-    """Why drafts or candidate pairs were dropped, with counts."""
-    rendered_at_pair_time: int = 0
-    """Drafts whose trace held only messages, rendered here with `template`."""
-    template: str | None = None
-    """`<model id> chat template sha256:<12 hex>`, when any prompt was rendered here."""
+    __slots__ = ("influences", "question", "refs", "texts")
 
-    def drop(self, reason: str, n: int = 1) -> None:
-        self.dropped[reason] = self.dropped.get(reason, 0) + n
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class _Draft:
-    run_id: str
-    pos: int
-    """Index of the draft in its record's `drafts` list."""
-    question: str
-    prompt: list[dict[str, str]]
-    prompt_text: str
-    text: str
-    score: float
-    influence: float
-    is_delta: bool
-    adapter_version: str | None
-
-
-class _Renderer:
-    """Renders recorded messages with the trained model's chat template; checks the model id."""
-
-    def __init__(self, tokenizer: Any, model_id: str | None) -> None:
-        self.tokenizer, self.model_id = tokenizer, model_id
-        template = (getattr(tokenizer, "chat_template", None) or "") if tokenizer is not None else ""
-        digest = hashlib.sha256(str(template).encode()).hexdigest()[:12]
-        name = model_id or getattr(tokenizer, "name_or_path", "") or "tokenizer"
-        self.template = f"{name} chat template sha256:{digest}"
-
-    def check(self, record: dict[str, Any], draft: dict[str, Any]) -> None:
-        drafted_by = draft.get("weak_model") or record.get("weak_model")
-        if self.model_id and drafted_by and drafted_by != self.model_id:
-            raise ValueError(
-                f"run {record.get('run_id')} was drafted by weak model {drafted_by!r}, not by "
-                f"{self.model_id!r} being trained: select its runs (flt=RunFilter(model=...))"
-            )
-
-    def __call__(self, messages: list[dict[str, str]]) -> str:
-        return str(self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
-
-
-def draft_influences(
-    record: dict[str, Any], report: PairReport | None = None, renderer: _Renderer | None = None
-) -> list[_Draft]:
-    """The usable drafts of one trace with their influence (Delta or score)."""
-    report = report or PairReport()
-    alone = record.get("alone") or {}
-    alone_score = alone.get("score")
-    candidates = {c.get("id"): c for c in record.get("candidates") or []}
-    out: list[_Draft] = []
-    for pos, draft in enumerate(record.get("drafts") or []):
-        report.drafts += 1
-        cand = candidates.get(draft.get("id")) or {}
-        messages = draft.get("rendered_messages") or draft.get("prompt_messages")
-        if renderer is not None:
-            renderer.check(record, draft)
-        if not messages:
-            report.drop("draft has no recorded weak prompt")
-            continue
-        prompt = [{"role": chat_role(m["role"]), "content": m["content"]} for m in messages]
-        prompt_text = draft.get("rendered_prompt")
-        if not prompt_text:
-            if renderer is None or renderer.tokenizer is None:
-                report.drop("draft has only messages (pass tokenizer= to render them)")
-                continue
-            prompt_text = renderer(prompt)
-            report.rendered_at_pair_time += 1
-            report.template = renderer.template
-        if not (draft.get("text") or "").strip():
-            report.drop("empty draft")
-            continue
-        if cand.get("error"):
-            report.drop("refinement failed")
-            continue
-        score = cand.get("score")
-        if score is None:
-            report.drop("answer unscored")
-            continue
-        report.scored_drafts += 1
-        is_delta = alone_score is not None
-        out.append(
-            _Draft(
-                run_id=str(record.get("run_id")),
-                pos=pos,
-                question=str(record.get("question") or ""),
-                prompt=prompt,
-                prompt_text=prompt_text,
-                text=draft["text"],
-                score=float(score),
-                influence=float(score) - float(alone_score) if alone_score is not None else float(score),
-                is_delta=is_delta,
-                adapter_version=draft.get("adapter_version"),
-            )
-        )
-    return out
-
-
-_Entry = tuple[int, float, int]
-"""One usable draft in the first pass: (key of its stripped text, influence, ref). A ref is
-`run index << 16 | position of the draft in its run`; the draft's text stays in the store."""
+    def __init__(self, question: str) -> None:
+        self.question = question
+        self.texts = array("Q")
+        self.influences = array("d")
+        self.refs = array("q")
 
 
 def _key(text: str) -> int:
@@ -160,13 +49,13 @@ def _key(text: str) -> int:
 
 
 def _pairs_for_prompt(
-    drafts: list[_Entry], min_margin: float, max_pairs: int, report: PairReport
+    group: _Group, min_margin: float, max_pairs: int, report: PairReport
 ) -> list[tuple[int, int, float, float]]:
     """(chosen ref, rejected ref, chosen influence, rejected influence) of one prompt's pairs."""
     # Duplicates (same prompt, same text, e.g. from several runs) collapse to their first draft,
     # whose influence is their mean.
     by_text: dict[int, list[Any]] = {}
-    for text_key, influence, ref in drafts:
+    for text_key, influence, ref in zip(group.texts, group.influences, group.refs, strict=True):
         same = by_text.get(text_key)
         if same is None:
             by_text[text_key] = [ref, influence, 1]
@@ -257,11 +146,10 @@ def build_preference_pairs(
             return iter(held)
 
     report = PairReport()
-    renderer = _Renderer(tokenizer, model_id) if tokenizer is not None or model_id else None
+    renderer = PromptRenderer(tokenizer, model_id) if tokenizer is not None or model_id else None
 
     # Pass 1: per prompt, (text key, influence, ref) of every usable draft; no text is kept.
-    groups: dict[int, list[_Entry]] = defaultdict(list)
-    question_of: dict[int, str] = {}
+    groups: dict[int, _Group] = {}
     run_index: dict[str, int] = {}
     delta_sum, delta_n = 0.0, 0
     for record in records():
@@ -272,33 +160,52 @@ def build_preference_pairs(
                 continue
             index = run_index.setdefault(d.run_id, len(run_index))
             prompt_key = _key(d.prompt_text)
-            groups[prompt_key].append((_key(d.text.strip()), d.influence, index << 16 | d.pos))
-            question_of.setdefault(prompt_key, d.question)
+            group = groups.get(prompt_key)
+            if group is None:
+                group = groups[prompt_key] = _Group(d.question)
+            group.texts.append(_key(d.text.strip()))
+            group.influences.append(d.influence)
+            group.refs.append(index << 16 | d.pos)
             delta_sum += d.influence
             delta_n += 1
             report.used_strong_alone += d.is_delta
     report.prompts = len(groups)
     report.mean_delta = delta_sum / delta_n if delta_n else None
 
-    pairs: list[tuple[int, int, int, float, float]] = []  # (prompt key, chosen, rejected, Deltas)
+    # The pairs, packed: prompt key, chosen and rejected refs, their Deltas.
+    p_key, p_chosen, p_rejected = array("Q"), array("q"), array("q")
+    p_dc, p_dr = array("d"), array("d")
+    question_of: dict[int, str] = {}  # of the prompts that gave pairs
     for prompt_key in sorted(groups):
+        group = groups.pop(prompt_key)
         for chosen, rejected, d_chosen, d_rejected in _pairs_for_prompt(
-            groups.pop(prompt_key), min_margin, max_pairs_per_prompt, report
+            group, min_margin, max_pairs_per_prompt, report
         ):
-            pairs.append((prompt_key, chosen, rejected, d_chosen, d_rejected))
-    if not pairs:
+            question_of[prompt_key] = group.question
+            p_key.append(prompt_key)
+            p_chosen.append(chosen)
+            p_rejected.append(rejected)
+            p_dc.append(d_chosen)
+            p_dr.append(d_rejected)
+    if not p_key:
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(report.dropped.items())) or "none"
         raise ValueError(
             f"no preference pairs: {report.runs} runs, {report.drafts} drafts, "
             f"{report.scored_drafts} scored; dropped ({reasons})"
         )
-    questions = sorted({question_of[p[0]] for p in pairs})
+    questions = sorted(set(question_of.values()))
     random.Random(seed).shuffle(questions)
     n_eval = round(len(questions) * eval_fraction)
     if eval_fraction > 0 and n_eval == 0 and len(questions) >= 2:
         n_eval = 1
     held_out = set(questions[:n_eval])
-    needed = {ref for p in pairs for ref in p[1:3]}
+    needed = np.unique(
+        np.concatenate([np.frombuffer(p_chosen, np.int64), np.frombuffer(p_rejected, np.int64)])
+    )
+
+    def is_needed(ref: int) -> bool:
+        i = int(np.searchsorted(needed, ref))
+        return i < len(needed) and int(needed[i]) == ref
 
     with tempfile.TemporaryDirectory(prefix="cowest-pairs-") as tmp:
         texts = sqlite3.connect(Path(tmp) / "drafts.db")
@@ -313,7 +220,7 @@ def build_preference_pairs(
                 continue  # written after the first pass
             for d in draft_influences(record, PairReport(), renderer):
                 ref = found << 16 | d.pos
-                if ref in needed:
+                if is_needed(ref):
                     texts.execute(
                         "INSERT OR IGNORE INTO d VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (
@@ -330,7 +237,9 @@ def build_preference_pairs(
         texts.commit()
 
         def rows(split: str) -> Iterator[dict[str, Any]]:
-            for prompt_key, chosen, rejected, d_chosen, d_rejected in pairs:
+            for prompt_key, chosen, rejected, d_chosen, d_rejected in zip(
+                p_key, p_chosen, p_rejected, p_dc, p_dr, strict=True
+            ):
                 if (question_of[prompt_key] in held_out) != (split == "eval"):
                     continue
                 got = {
@@ -362,9 +271,9 @@ def build_preference_pairs(
                 }
 
         try:
-            n_evals = sum(question_of[p[0]] in held_out for p in pairs)
+            n_evals = sum(question_of[k] in held_out for k in p_key)
             splits = {
-                "train": stream_to_dataset(rows, "train", len(pairs) - n_evals),
+                "train": stream_to_dataset(rows, "train", len(p_key) - n_evals),
                 "eval": stream_to_dataset(rows, "eval", n_evals),
             }
         finally:
