@@ -18,7 +18,7 @@ import random
 import sqlite3
 import tempfile
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,35 @@ def _pairs_for_prompt(
     return [pair for _, _, pair in options[:max_pairs]]
 
 
+def _store_paired_drafts(
+    texts: sqlite3.Connection,
+    records: Iterable[dict[str, Any]],
+    run_index: dict[str, int],
+    needed: np.ndarray,
+    renderer: PromptRenderer | None,
+) -> None:
+    """Pass 2: the drafts whose refs are in `needed` (sorted), with their prompts and texts, into
+    the table `d` of `texts` (a file, not memory)."""
+    texts.execute(
+        "CREATE TABLE d (ref INTEGER PRIMARY KEY, run_id TEXT, question TEXT, prompt TEXT, "
+        "prompt_text TEXT, text TEXT, score REAL, adapter_version TEXT)"
+    )
+    for record in records:
+        found = run_index.get(str(record.get("run_id")))
+        if found is None:
+            continue  # written after the first pass
+        for d in draft_influences(record, PairReport(), renderer):
+            ref = found << 16 | d.pos
+            i = int(np.searchsorted(needed, ref))
+            if i < len(needed) and int(needed[i]) == ref:
+                texts.execute(
+                    "INSERT OR IGNORE INTO d VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (ref, d.run_id, d.question, json.dumps(d.prompt), d.prompt_text, d.text, d.score,
+                     d.adapter_version or ""),
+                )  # fmt: skip
+    texts.commit()
+
+
 def build_preference_pairs(
     source: TraceStore | str | Iterable[dict[str, Any]],
     *,
@@ -104,7 +133,8 @@ def build_preference_pairs(
     keeps, per weak prompt, a hash of each draft's text, its influence and where it lies; the
     pairs are chosen from that; a second pass fetches the texts of the paired drafts into a
     temporary SQLite file, and the splits stream from it into Arrow (`Dataset.from_generator`).
-    A store is read twice; any other iterable is read once into a list.
+    A store, or any iterable that can be iterated again (a list, an object whose `__iter__` reads
+    a store afresh), is read twice; a one-shot iterator (a generator) is read once into a list.
 
     Args:
         source: a trace store, its URL, or an iterable of trace records.
@@ -140,7 +170,7 @@ def build_preference_pairs(
         def records() -> Iterator[dict[str, Any]]:
             return store_.iter_runs(flt)
     else:
-        held = store if isinstance(store, Sequence) else list(store)
+        held = store if iter(store) is not store else list(store)
 
         def records() -> Iterator[dict[str, Any]]:
             return iter(held)
@@ -203,74 +233,45 @@ def build_preference_pairs(
         np.concatenate([np.frombuffer(p_chosen, np.int64), np.frombuffer(p_rejected, np.int64)])
     )
 
-    def is_needed(ref: int) -> bool:
-        i = int(np.searchsorted(needed, ref))
-        return i < len(needed) and int(needed[i]) == ref
-
     with tempfile.TemporaryDirectory(prefix="cowest-pairs-") as tmp:
         texts = sqlite3.connect(Path(tmp) / "drafts.db")
-        # Pass 2: the paired drafts' texts, into a file instead of memory.
-        texts.execute(
-            "CREATE TABLE d (ref INTEGER PRIMARY KEY, run_id TEXT, question TEXT, prompt TEXT, "
-            "prompt_text TEXT, text TEXT, score REAL, adapter_version TEXT)"
-        )
-        for record in records():
-            found = run_index.get(str(record.get("run_id")))
-            if found is None:
-                continue  # written after the first pass
-            for d in draft_influences(record, PairReport(), renderer):
-                ref = found << 16 | d.pos
-                if is_needed(ref):
-                    texts.execute(
-                        "INSERT OR IGNORE INTO d VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            ref,
-                            d.run_id,
-                            d.question,
-                            json.dumps(d.prompt),
-                            d.prompt_text,
-                            d.text,
-                            d.score,
-                            d.adapter_version or "",
-                        ),
-                    )
-        texts.commit()
-
-        def rows(split: str) -> Iterator[dict[str, Any]]:
-            for prompt_key, chosen, rejected, d_chosen, d_rejected in zip(
-                p_key, p_chosen, p_rejected, p_dc, p_dr, strict=True
-            ):
-                if (question_of[prompt_key] in held_out) != (split == "eval"):
-                    continue
-                got = {
-                    ref: row
-                    for ref, *row in texts.execute(
-                        "SELECT ref, run_id, question, prompt, prompt_text, text, score, "
-                        "adapter_version FROM d WHERE ref IN (?, ?)",
-                        (chosen, rejected),
-                    )
-                }
-                if len(got) < 2:
-                    report.drop("run changed while reading")
-                    continue
-                c, r = got[chosen], got[rejected]
-                yield {
-                    "prompt": json.loads(c[2]),
-                    "chosen": [{"role": "assistant", "content": c[4]}],
-                    "rejected": [{"role": "assistant", "content": r[4]}],
-                    "question": c[1],
-                    "prompt_text": c[3],
-                    "run_id_chosen": c[0],
-                    "run_id_rejected": r[0],
-                    "score_chosen": c[5],
-                    "score_rejected": r[5],
-                    "delta_chosen": d_chosen,
-                    "delta_rejected": d_rejected,
-                    "margin": d_chosen - d_rejected,
-                    "adapter_version": c[6],
-                }
-
         try:
+            _store_paired_drafts(texts, records(), run_index, needed, renderer)
+
+            def rows(split: str) -> Iterator[dict[str, Any]]:
+                for prompt_key, chosen, rejected, d_chosen, d_rejected in zip(
+                    p_key, p_chosen, p_rejected, p_dc, p_dr, strict=True
+                ):
+                    if (question_of[prompt_key] in held_out) != (split == "eval"):
+                        continue
+                    got = {
+                        ref: row
+                        for ref, *row in texts.execute(
+                            "SELECT ref, run_id, question, prompt, prompt_text, text, score, "
+                            "adapter_version FROM d WHERE ref IN (?, ?)",
+                            (chosen, rejected),
+                        )
+                    }
+                    if len(got) < 2:
+                        report.drop("run changed while reading")
+                        continue
+                    c, r = got[chosen], got[rejected]
+                    yield {
+                        "prompt": json.loads(c[2]),
+                        "chosen": [{"role": "assistant", "content": c[4]}],
+                        "rejected": [{"role": "assistant", "content": r[4]}],
+                        "question": c[1],
+                        "prompt_text": c[3],
+                        "run_id_chosen": c[0],
+                        "run_id_rejected": r[0],
+                        "score_chosen": c[5],
+                        "score_rejected": r[5],
+                        "delta_chosen": d_chosen,
+                        "delta_rejected": d_rejected,
+                        "margin": d_chosen - d_rejected,
+                        "adapter_version": c[6],
+                    }
+
             n_evals = sum(question_of[k] in held_out for k in p_key)
             splits = {
                 "train": stream_to_dataset(rows, "train", len(p_key) - n_evals),

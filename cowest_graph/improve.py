@@ -155,7 +155,6 @@ def improve(
     from cowest_graph.evaluate import answer_judge
     from cowest_graph.models import load_weak_model
     from cowest_graph.models.strong import open_strong_model
-    from cowest_graph.report import write_report
 
     root = Path(adapters)
     held_out = load_questions(eval_file)  # bad input fails before anything is written
@@ -206,7 +205,6 @@ def improve(
                     on_step,
                 )
             )
-        write_report(root, read_rounds(root))
     return records
 
 
@@ -274,12 +272,13 @@ async def _rounds(
             finish("collected")
         if "pairs" not in rec["steps"]:
             used = used_run_ids(root)
-            reader = open_trace_store(store, create=False)
-            fresh = [r for r in reader.iter_runs(RunFilter(since=since)) if r["run_id"] not in used]
-            reader.close()
-            rec["run_ids"] = [r["run_id"] for r in fresh]
+            with open_trace_store(store, create=False) as reader:  # ids from the summaries only
+                fresh = [r.run_id for r in reader.list_runs(RunFilter(since=since)) if r.run_id not in used]
+            rec["run_ids"] = fresh
             try:
-                pairs = build_preference_pairs(fresh, min_margin=min_margin, eval_fraction=0.0)
+                pairs = build_preference_pairs(
+                    _Runs(store, since, set(fresh)), min_margin=min_margin, eval_fraction=0.0
+                )
             except ValueError as exc:  # no pairs: the round ends without a candidate
                 rec.update(pairs=0, skipped=str(exc), done=True)
                 finish("pairs")
@@ -330,6 +329,22 @@ async def _rounds(
             finish("decided")
         out.append(rec)
     return out
+
+
+class _Runs:
+    """The runs of `store` whose ids are in `ids`, read from the store afresh on every iteration
+    (the pair builder reads them twice, streaming, instead of holding them all)."""
+
+    def __init__(self, store: str, since: float | None, ids: set[str]) -> None:
+        self.store, self.since, self.ids = store, since, ids
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        from cowest_graph.store import RunFilter, open_trace_store
+
+        with open_trace_store(self.store, create=False) as reader:
+            for record in reader.iter_runs(RunFilter(since=self.since)):
+                if record["run_id"] in self.ids:
+                    yield record
 
 
 def _condition(data: dict[str, Any]) -> ConditionResult:
