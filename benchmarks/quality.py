@@ -1,7 +1,7 @@
 """Quality on real held-out data: the CoWest paper's table, replicated small.
 
-    python -m benchmarks.quality --quick            # smoke run, small samples
-    python -m benchmarks.quality --seeds 2          # the full run (hours on 2 CPU cores)
+    python -m benchmarks.quality --quick --strong qwen      # smoke run on the train-side dev slice
+    python -m benchmarks.quality --strong qwen --supericl   # the full run (hours on 2 CPU cores)
 
 Data: ../shared/datasets (split rules binding: train/tune only on the train side).
   * ETHICS commonsense short: SFT/DPO data from cm_test_hard_short.csv; report on cm_test_short.csv.
@@ -11,12 +11,17 @@ Data: ../shared/datasets (split rules binding: train/tune only on the train side
 Conditions (same answer format, same k-shot examples from the train side): (1) weak alone after
 SFT, (2) strong alone, (3) CoWest: SFT weak drafts -> strong refines, (4) CoWest aligned after one
 round of collaborative-feedback DPO, (5) a second round; with --supericl also a SuperICL-style peer
-baseline (the SFT weak model's label and confidence, by label choice, as the one draft). The graph
-never sees the reference at evaluation; one draft at inference. Offline, the strong model is the
-general SmolLM2-135M-Instruct stand-in, answering by constrained decoding
-(`benchmarks/label_choice.py`: the label with the highest first-token logit after `Answer:`),
-because in free text it names no label in most replies: these numbers measure the mechanism with
-small models.
+baseline (the SFT weak model's label and confidence, by label choice, as the one draft) and the
+weak model's own label choice. The graph never sees the reference at evaluation; one draft at
+inference. Besides each bootstrap interval, every (task, seed) run reports paired differences on
+its rows (bootstrap interval and McNemar's exact test) and how CoWest used the drafts.
+
+The strong model: `--strong qwen` serves Qwen2.5-Coder-1.5B-Instruct with llama.cpp's OpenAI server
+and, by default, constrains its reply to `Answer: <label>` with a GBNF grammar (`--strong-answer
+label`: 0.57 s a question on ETHICS here vs 1.88 s in free text, same accuracy on 40 dev rows); the
+k-shot examples sit at the end of the system prompts so llama.cpp reuses their KV cache across
+calls. `--strong standin` is the general SmolLM2-135M-Instruct answering by constrained label
+choice (`benchmarks/label_choice.py`); its figures are kept as `quality_standin.*`.
 
 Writes benchmarks/results/quality.json, quality.md and quality.png (another stem with --name).
 """
@@ -28,6 +33,7 @@ import asyncio
 import csv
 import json
 import random
+import re
 import statistics
 import tempfile
 import time
@@ -140,7 +146,14 @@ STRONG_NAMES = {
     "standin": "general SmolLM2-135M-Instruct (offline stand-in), constrained label choice",
     "qwen": "Qwen2.5-Coder-1.5B-Instruct Q4_K_M on llama.cpp's OpenAI-compatible server, free text, "
     "final 'Answer:' parsed",
+    "qwen/label": "Qwen2.5-Coder-1.5B-Instruct Q4_K_M on llama.cpp's OpenAI-compatible server, "
+    "constrained decoding (a GBNF grammar admits only 'Answer: <label>')",
 }
+
+
+def strong_name(args: argparse.Namespace) -> str:
+    key = args.strong if args.strong == "standin" or args.strong_answer == "free" else f"{args.strong}/label"
+    return STRONG_NAMES.get(key, key)
 
 
 def k_shot(task: Task, k: int, seed: int) -> str:
@@ -150,6 +163,29 @@ def k_shot(task: Task, k: int, seed: int) -> str:
     shots = random.Random(seed).sample(task.train, k)
     lines = [f"{s.question}\nAnswer: {s.reference}" for s in shots]
     return task.answer_format + "\nExamples:\n" + "\n\n".join(lines)
+
+
+def task_prompts(task: Task, k: int, seed: int) -> Any:
+    """The prompts of one (task, seed): the answer format and the k worked examples go at the end
+    of the weak and strong *system* prompts, so every call of a condition shares that prefix and
+    llama.cpp reuses its KV cache (only the question and draft are evaluated per call)."""
+    from cowest_graph.prompts import CowestPrompts
+
+    base = CowestPrompts()
+    shots = k_shot(task, k, seed)
+    return CowestPrompts(
+        weak_system=f"{base.weak_system}\n{shots}",
+        strong_system=f"{base.strong_system}\n{shots}",
+    )
+
+
+def label_grammar(labels: tuple[str, ...]) -> str:
+    """A GBNF grammar that admits exactly `Answer: <label>` (llama.cpp's constrained decoding).
+
+    >>> label_grammar(("yes", "no"))
+    'root ::= "Answer: " ("yes" | "no")'
+    """
+    return 'root ::= "Answer: " (' + " | ".join(f'"{label}"' for label in labels) + ")"
 
 
 @dataclass
@@ -189,18 +225,58 @@ def draw_samples(
     )
 
 
+def strong_for(task: Task, args: argparse.Namespace, served: Any) -> Any:
+    """The strong chat model of a task: the 135M stand-in by label choice (`served` is None), the
+    served model constrained to `Answer: <label>` (`--strong-answer label`), or free text."""
+    from benchmarks.label_choice import LabelChoiceModel
+    from cowest_graph.models.hf import load_hf_weak_model
+
+    if served is None:
+        return LabelChoiceModel(base=load_hf_weak_model(temperature=0.0), labels=task.labels)
+    if not hasattr(served, "chat_model"):  # a chat model that is not served here
+        return served
+    if args.strong_answer == "label":
+        return served.chat_model(max_tokens=8, extra_body={"grammar": label_grammar(task.labels)})
+    return served.chat_model(max_tokens=args.strong_tokens)
+
+
+def draft_influence(weak: Any, alone: Any, cowest: Any) -> dict[str, Any]:
+    """How the strong model used the drafts, per question: CoWest's accuracy in each cell of
+    (draft right?, strong alone right?). A draft that carries knowledge the strong model lacks
+    shows up as questions where the draft is right, strong alone is wrong and CoWest is right."""
+    cells: dict[str, Any] = {}
+    for w in (1, 0):
+        for a in (1, 0):
+            idx = [
+                i
+                for i, (x, y) in enumerate(zip(weak.correct, alone.correct, strict=True))
+                if (x, y) == (w, a)
+            ]
+            key = f"draft {'right' if w else 'wrong'}, alone {'right' if a else 'wrong'}"
+            cells[key] = {"n": len(idx), "cowest_right": sum(cowest.correct[i] for i in idx)}
+    return cells
+
+
 async def run_task(
     task: Task, args: argparse.Namespace, seed: int, work: Path, served_strong: Any = None
-) -> list[dict[str, Any]]:
-    """One (task, seed) run; `served_strong` is the strong chat model (None: the 135M stand-in)."""
-    from benchmarks.label_choice import ConfidenceLabelModel, LabelChoiceModel
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One (task, seed) run; `served_strong` is the strong server (None: the 135M stand-in).
+
+    Returns the condition rows and the run's extras (paired differences, draft influence, pairs)."""
+    from benchmarks.label_choice import ConfidenceLabelModel
     from cowest_graph import create_cowest_graph
     from cowest_graph.collect import acollect
     from cowest_graph.critique import label_match
-    from cowest_graph.evaluate import evaluate_graph, evaluate_model_alone, label_judge
+    from cowest_graph.evaluate import (
+        drafts_as_answers,
+        evaluate_graph,
+        evaluate_model_alone,
+        label_judge,
+        paired_difference,
+    )
     from cowest_graph.feedback import build_preference_pairs
     from cowest_graph.models import load_weak_model
-    from cowest_graph.prompts import CowestPrompts
+    from cowest_graph.models.hf import load_hf_weak_model
     from cowest_graph.store import RunFilter
     from cowest_graph.tracing import CowestTracer
     from cowest_graph.train import DPOTrainConfig, LoraSettings, SFTTrainConfig, train_dpo, train_sft
@@ -210,117 +286,167 @@ async def run_task(
         task, seed, n_report=int(n_report), n_sft=args.n_sft, n_collect=args.n_collect, on=args.on
     )
     report = samples.report
-    prompts = CowestPrompts().with_format(k_shot(task, args.shots, seed))
+    prompts = task_prompts(task, args.shots, seed)
     judge = label_judge(task.labels)
-    strong = served_strong or LabelChoiceModel(base=load_weak_model(temperature=0.0), labels=task.labels)
+    strong = strong_for(task, args, served_strong)
     results: list[dict[str, Any]] = []
+    done: dict[str, Any] = {}  # condition name -> ConditionResult (per-question outcomes)
+    extras: dict[str, Any] = {"task": task.name, "seed": seed, "strong_model": strong_name(args)}
 
-    async def evaluate(name: str, weak: Any, *, weak_alone: str | None = None) -> None:
+    def record(r: Any) -> None:
+        done[r.name] = r
+        row = {"task": task.name, "seed": seed, "strong_model": strong_name(args), **r.summary()}
+        if row["wall_s"] != row["wall_s"]:  # NaN: derived from another condition's drafts, not timed
+            row["wall_s"] = None
+        results.append(row)
+        print(
+            f"  {task.name} seed {seed} {r.name}: acc {r.accuracy:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] "
+            f"unparseable {r.unparseable_rate:.1%} wall {r.wall_s:.0f} s",
+            flush=True,
+        )
+
+    async def evaluate(name: str, weak: Any, *, weak_alone: str | None = None) -> Any:
         graph = create_cowest_graph(weak, strong, scorer=label_match(task.labels), prompts=prompts).compile()
-        rows = []
-        if weak_alone:
-            rows.append(
-                await evaluate_model_alone(
-                    weak_alone, weak, report, judge=judge, labels=task.labels, messages=prompts.weak_messages
-                )
-            )
-        rows.append(
-            await evaluate_graph(name, graph, report, judge=judge, labels=task.labels, concurrency=16)
-        )
-        for r in rows:
-            results.append({"task": task.name, "seed": seed, **r.summary()})
-            print(
-                f"  {task.name} seed {seed} {r.name}: acc {r.accuracy:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] "
-                f"unparseable {r.unparseable_rate:.1%}",
-                flush=True,
-            )
+        r = await evaluate_graph(name, graph, report, judge=judge, labels=task.labels, concurrency=4)
+        if weak_alone:  # one greedy draft per question: exactly the weak model's own answer
+            record(drafts_as_answers(weak_alone, r, report, judge=judge, labels=task.labels))
+        record(r)
+        return r
 
-    async def strong_alone() -> None:
-        r = await evaluate_model_alone(
-            "strong alone",
-            strong,
-            report,
-            judge=judge,
-            labels=task.labels,
-            prompts=prompts,
-            counts_as_strong=True,
-            concurrency=8,  # a served strong model answers one request at a time anyway
-        )
-        results.append({"task": task.name, "seed": seed, **r.summary()})
-        print(f"  {task.name} seed {seed} strong alone: acc {r.accuracy:.3f}", flush=True)
-
-    await strong_alone()
-    if not task.trainable:
-        weak = load_weak_model(max_new_tokens=args.weak_tokens, temperature=0.0)
-        await evaluate("CoWest", weak, weak_alone="weak alone")
-        if args.supericl:
-            plug_in = ConfidenceLabelModel(base=weak, labels=task.labels)
-            await evaluate("SuperICL (weak label + confidence)", plug_in)
-        return results
-
-    adapters = work / f"{task.name}-s{seed}" / "adapters"
-    sft_rows = [{"question": e.question, "answer": f"Answer: {e.reference}"} for e in samples.sft]
-    sft = train_sft(
-        sft_rows,
-        output_dir=adapters,
+    alone = await evaluate_model_alone(
+        "strong alone",
+        strong,
+        report,
+        judge=judge,
+        labels=task.labels,
         prompts=prompts,
-        config=SFTTrainConfig(
-            num_train_epochs=args.sft_epochs,
-            learning_rate=1e-3,
-            per_device_train_batch_size=8,
-            seed=seed,
-            disable_tqdm=True,
-            lora=LoraSettings(r=16, alpha=32),
-        ),
+        counts_as_strong=True,
+        concurrency=4,
     )
-    weak_sft = load_weak_model(adapter=sft.adapter_dir, max_new_tokens=args.weak_tokens, temperature=0.0)
-    await evaluate("CoWest (SFT weak)", weak_sft, weak_alone="weak alone (SFT)")
-    if args.supericl:
-        plug_in = ConfidenceLabelModel(base=weak_sft, labels=task.labels)
-        await evaluate("SuperICL (SFT weak label + confidence)", plug_in)
-
-    parent, store_url = sft.adapter_dir, f"sqlite:///{work / f'{task.name}-s{seed}' / 'traces.db'}"
-    collect_q = samples.collect
-    for round_ in range(1, args.rounds + 1):
-        drafter = load_weak_model(adapter=parent, max_new_tokens=args.weak_tokens, temperature=1.0)
-        graph = create_cowest_graph(
-            drafter,
-            strong,
-            scorer=label_match(task.labels),
-            prompts=prompts,
-            num_drafts=args.k,
-            measure_influence=True,
-        ).compile()
-        tracer = CowestTracer(store_url)
-        await acollect(graph, collect_q, tracer, concurrency=4, resume=False, progress=False)
-        try:
-            pairs = build_preference_pairs(
-                tracer.store,
-                min_margin=0.5,
-                eval_fraction=0.0,
-                flt=RunFilter(adapter_version=drafter.adapter_version),
-            )
-        except ValueError as exc:
-            print(f"  {task.name} round {round_}: {exc}", flush=True)
-            break
-        dpo = train_dpo(
-            pairs,
+    record(alone)
+    trained = task.trainable
+    if trained:
+        adapters = work / f"{task.name}-s{seed}" / "adapters"
+        sft_rows = [{"question": e.question, "answer": f"Answer: {e.reference}"} for e in samples.sft]
+        t0 = time.perf_counter()
+        sft = train_sft(
+            sft_rows,
             output_dir=adapters,
-            adapter=parent,
-            config=DPOTrainConfig(
-                num_train_epochs=1,
-                learning_rate=2e-4,
-                per_device_train_batch_size=4,
+            prompts=prompts,
+            config=SFTTrainConfig(
+                num_train_epochs=args.sft_epochs,
+                learning_rate=1e-3,
+                per_device_train_batch_size=8,
                 seed=seed,
                 disable_tqdm=True,
+                lora=LoraSettings(r=16, alpha=32),
             ),
         )
-        parent = dpo.adapter_dir
-        aligned = load_weak_model(adapter=parent, max_new_tokens=args.weak_tokens, temperature=0.0)
-        label = "CoWest aligned (DPO round 1)" if round_ == 1 else f"CoWest aligned (DPO round {round_})"
-        await evaluate(label, aligned)
-        results[-1]["pairs"] = pairs.report.pairs
-    return results
+        extras["sft"] = {"rows": len(sft_rows), "epochs": args.sft_epochs, "wall_s": time.perf_counter() - t0}
+        print(
+            f"  {task.name} seed {seed} SFT on {len(sft_rows)} rows: {extras['sft']['wall_s']:.0f} s",
+            flush=True,
+        )
+    adapter = sft.adapter_dir if trained else None
+    suffix = " (SFT weak)" if trained else ""
+    weak = load_weak_model(adapter=adapter, max_new_tokens=args.weak_tokens, temperature=0.0)
+    cowest = await evaluate(f"CoWest{suffix}", weak, weak_alone=f"weak alone{' (SFT)' if trained else ''}")
+    weak_alone = done[f"weak alone{' (SFT)' if trained else ''}"]
+    extras["draft_influence"] = draft_influence(weak_alone, alone, cowest)
+    if args.supericl:
+        hf = load_hf_weak_model(adapter=adapter, temperature=0.0)
+        plug_in = await evaluate(
+            f"SuperICL ({'SFT ' if trained else ''}weak label + confidence)",
+            ConfidenceLabelModel(base=hf, labels=task.labels),
+        )
+        # Its drafts hold the weak model's constrained label choice: the weak model alone, parsed
+        # without fail (its free-text answers above may name no label).
+        plug_in.drafts = [
+            re.sub(r"(?s).*predicts: (\S+) \(confidence.*", r"Answer: \1", d) for d in plug_in.drafts
+        ]
+        record(
+            drafts_as_answers(
+                f"weak alone ({'SFT, ' if trained else ''}label choice)",
+                plug_in,
+                report,
+                judge=judge,
+                labels=task.labels,
+            )
+        )
+
+    rounds: list[dict[str, Any]] = []
+    if trained:
+        parent, store_url = sft.adapter_dir, f"sqlite:///{work / f'{task.name}-s{seed}' / 'traces.db'}"
+        for round_ in range(1, args.rounds + 1):
+            t0 = time.perf_counter()
+            drafter = load_weak_model(
+                adapter=parent, max_new_tokens=args.weak_tokens, temperature=args.draft_temperature
+            )
+            graph = create_cowest_graph(
+                drafter,
+                strong,
+                scorer=label_match(task.labels),
+                prompts=prompts,
+                num_drafts=args.k,
+                measure_influence=True,
+            ).compile()
+            tracer = CowestTracer(store_url)
+            # Each round drafts on its own train-side questions (the issue: enough for >= 200 pairs).
+            questions = random.Random(f"{task.name}:{seed}:collect:{round_}").sample(
+                task.train, min(args.n_collect, len(task.train))
+            )
+            await acollect(graph, questions, tracer, concurrency=4, resume=False, progress=False)
+            collect_s = time.perf_counter() - t0
+            try:
+                pairs = build_preference_pairs(
+                    tracer.store,
+                    min_margin=args.min_margin,
+                    eval_fraction=0.0,
+                    flt=RunFilter(adapter_version=drafter.adapter_version),
+                )
+            except ValueError as exc:
+                print(f"  {task.name} round {round_}: {exc}", flush=True)
+                rounds.append({"round": round_, "questions": len(questions), "pairs": 0, "error": str(exc)})
+                break
+            t1 = time.perf_counter()
+            dpo = train_dpo(
+                pairs,
+                output_dir=adapters,
+                adapter=parent,
+                config=DPOTrainConfig(
+                    num_train_epochs=1,
+                    learning_rate=2e-4,
+                    per_device_train_batch_size=4,
+                    seed=seed,
+                    disable_tqdm=True,
+                ),
+            )
+            rounds.append(
+                {
+                    "round": round_,
+                    "questions": len(questions),
+                    "pairs": pairs.report.pairs,
+                    "collect_s": collect_s,
+                    "dpo_s": time.perf_counter() - t1,
+                }
+            )
+            print(f"  {task.name} seed {seed} round {round_}: {rounds[-1]}", flush=True)
+            parent = dpo.adapter_dir
+            aligned = load_weak_model(adapter=parent, max_new_tokens=args.weak_tokens, temperature=0.0)
+            await evaluate(f"CoWest aligned (DPO round {round_})", aligned)
+            results[-1]["pairs"] = pairs.report.pairs
+    extras["rounds"] = rounds
+
+    names = list(done)
+    wanted = [
+        ("strong alone", f"CoWest{suffix}"),
+        (weak_alone.name, f"CoWest{suffix}"),
+        (f"CoWest{suffix}", "CoWest aligned (DPO round 1)"),
+        ("CoWest aligned (DPO round 1)", "CoWest aligned (DPO round 2)"),
+        ("strong alone", next((n for n in names if n.startswith("SuperICL")), "")),
+    ]
+    extras["paired"] = [paired_difference(done[a], done[b]) for a, b in wanted if a in done and b in done]
+    return results, extras
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -347,7 +473,9 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "unparseable": statistics.mean(r["unparseable_rate"] for r in mine),
                 "strong_calls_per_q": statistics.mean(r["strong_calls_per_q"] for r in mine),
                 "strong_tokens_per_q": statistics.mean(r["strong_tokens_per_q"] for r in mine),
-                "wall_s": statistics.mean(r["wall_s"] for r in mine),
+                "wall_s": statistics.mean(w)
+                if (w := [r["wall_s"] for r in mine if r["wall_s"] is not None])
+                else None,
                 "n": n,
             }
         )
@@ -363,10 +491,33 @@ def markdown(summary: list[dict[str, Any]]) -> str:
         f"| {s['task']} | {s['condition']} | {s['n']} "
         f"| {s['accuracy']:.3f} ({s['seed_min']:.3f}-{s['seed_max']:.3f}) "
         f"| [{s['ci_low']:.3f}, {s['ci_high']:.3f}] | {s['macro_f1']:.3f} | {s['unparseable']:.1%} "
-        f"| {s['strong_calls_per_q']:.2f} | {s['strong_tokens_per_q']:.0f} | {s['wall_s']:.0f} |"
+        f"| {s['strong_calls_per_q']:.2f} | {s['strong_tokens_per_q']:.0f} "
+        f"| {'-' if s['wall_s'] is None else format(s['wall_s'], '.0f')} |"
         for s in summary
     ]
     return head + "\n".join(lines) + "\n"
+
+
+def paired_markdown(extras: list[dict[str, Any]]) -> str:
+    """The paired differences of every (task, seed) run, and how the strong model used the drafts."""
+    if not any(e.get("paired") for e in extras):
+        return ""
+    out = [
+        "\n| task | seed | second - first | diff | 95% CI | only 2nd right | only 1st right | McNemar p |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for e in extras:
+        for p in e.get("paired", []):
+            out.append(
+                f"| {e['task']} | {e['seed']} | {p['second']} - {p['first']} | {p['difference']:+.3f} "
+                f"| [{p['ci_low']:+.3f}, {p['ci_high']:+.3f}] | {p['second_only']} | {p['first_only']} "
+                f"| {p['mcnemar_p']:.3g} |"
+            )
+    out += ["", "| task | seed | draft, strong alone | questions | CoWest right |", "|---|---|---|---|---|"]
+    for e in extras:
+        for cell, v in (e.get("draft_influence") or {}).items():
+            out.append(f"| {e['task']} | {e['seed']} | {cell} | {v['n']} | {v['cowest_right']} |")
+    return "\n".join(out) + "\n"
 
 
 def main() -> None:
@@ -404,7 +555,15 @@ def main() -> None:
         help="standin (SmolLM2-135M by constrained label choice) | qwen (Qwen2.5-Coder-1.5B on llama.cpp, "
         "free text parsed for its final 'Answer:') | any spec that --strong takes on the CLI",
     )
-    parser.add_argument("--strong-tokens", type=int, default=24, help="tokens per strong answer (served)")
+    parser.add_argument(
+        "--strong-answer",
+        choices=("label", "free"),
+        default="label",
+        help="served strong model: label (a grammar admits only 'Answer: <label>') or free text (parsed)",
+    )
+    parser.add_argument("--strong-tokens", type=int, default=24, help="tokens per free-text strong answer")
+    parser.add_argument("--draft-temperature", type=float, default=1.0, help="weak sampling when collecting")
+    parser.add_argument("--min-margin", type=float, default=0.5, help="pair margin (label match: 0 or 1)")
     parser.add_argument(
         "--supericl",
         action="store_true",
@@ -430,39 +589,49 @@ def main() -> None:
     }
     work = Path(tempfile.mkdtemp(prefix="cowest-quality-"))
     rows: list[dict[str, Any]] = []
+    extras: list[dict[str, Any]] = []
     commands: list[dict[str, Any]] = []
     previous = RESULTS / f"{args.name}.json"
     if args.append and previous.exists():
         earlier = json.loads(previous.read_text())
         rows = earlier["runs"]
+        extras = earlier.get("run_extras", [])
         commands = earlier.get("commands") or [{"settings": earlier["settings"], "wall_s": earlier["wall_s"]}]
     start = time.perf_counter()
 
     async def run_all(served_strong: Any) -> None:
-        nonlocal rows
+        nonlocal rows, extras
         for name in args.tasks.split(","):
             task = split_dev(loaders[name](), args.n_dev)
             seeds = range(args.first_seed, args.first_seed + (args.seeds if task.trainable else 1))
             for seed in seeds:
                 # --append keeps other tasks and seeds; a (task, seed) run again replaces its rows.
                 rows = [r for r in rows if (r["task"], r["seed"]) != (name, seed)]
+                extras = [e for e in extras if (e["task"], e["seed"]) != (name, seed)]
                 print(f"{name}: seed {seed}", flush=True)
-                rows.extend(await run_task(task, args, seed, work, served_strong))
-                write_results(rows, commands, args, start)
+                got, extra = await run_task(task, args, seed, work, served_strong)
+                rows.extend(got)
+                extras.append(extra)
+                write_results(rows, extras, commands, args, start)
 
     # One event loop for the whole run: ChatOpenAI caches one async HTTP client per endpoint,
     # bound to the loop that first used it.
     if args.strong == "standin":
         asyncio.run(run_all(None))
         return
-    from cowest_graph.models import open_strong_model
+    from cowest_graph.models.strong import local_strong, open_strong_model, serves_locally
 
+    if serves_locally(args.strong):
+        with local_strong(args.strong) as server:  # each task asks it for its own chat model
+            asyncio.run(run_all(server))
+        return
     with open_strong_model(args.strong, max_tokens=args.strong_tokens) as served:
         asyncio.run(run_all(served))
 
 
 def write_results(
     rows: list[dict[str, Any]],
+    extras: list[dict[str, Any]],
     commands: list[dict[str, Any]],
     args: argparse.Namespace,
     start: float,
@@ -471,7 +640,7 @@ def write_results(
     long run that is cut short keeps what it finished). `commands` are the earlier invocations whose rows
     `--append` kept; this one is added with its settings and wall time so far."""
     summary = summarise(rows)
-    table = markdown(summary)
+    table = markdown(summary) + paired_markdown(extras)
     print(table)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.name}.md").write_text(table)
@@ -480,11 +649,15 @@ def write_results(
         {
             "summary": summary,
             "runs": rows,
+            "paired": [
+                {"task": e["task"], "seed": e["seed"], **p} for e in extras for p in e.get("paired", [])
+            ],
+            "run_extras": extras,
             "commands": [
                 *commands,
                 {"settings": vars(args), "wall_s": time.perf_counter() - start},
             ],
-            "strong_model": STRONG_NAMES.get(args.strong, args.strong),
+            "strong_model": strong_name(args),
         },
     )
     try:

@@ -68,3 +68,56 @@ def test_summary_averages_seeds_only_over_equal_report_sizes() -> None:
     table = markdown(summary)
     assert "| ethics | strong alone | 2109 | 0.550 (0.500-0.600) |" in table
     assert "| ethics | strong alone | 400 | 0.900 (0.900-0.900) |" in table
+
+
+def test_draft_influence_cells_partition_the_questions() -> None:
+    from benchmarks.quality import draft_influence
+    from cowest_graph.evaluate import ConditionResult
+
+    def result(name: str, correct: list[int]) -> ConditionResult:
+        return ConditionResult(name, len(correct), 0, 0, 0, None, 0, 0, 0, 0, correct=correct)
+
+    weak, alone = result("w", [1, 1, 0, 0, 1]), result("s", [1, 0, 1, 0, 0])
+    cells = draft_influence(weak, alone, result("c", [1, 1, 0, 0, 0]))
+    assert cells["draft right, alone wrong"] == {"n": 2, "cowest_right": 1}
+    assert cells["draft wrong, alone right"] == {"n": 1, "cowest_right": 0}
+    assert sum(c["n"] for c in cells.values()) == 5
+
+
+def test_prompts_share_the_few_shot_prefix_and_the_grammar_admits_only_labels() -> None:
+    from benchmarks.quality import label_grammar, task_prompts
+
+    task = Task("t", ("yes", "no"), [], [], "End with 'Answer: yes' or 'Answer: no'.")
+    from cowest_graph.data import Example
+
+    task.train = [Example(str(i), f"q{i}", "yes" if i % 2 else "no") for i in range(10)]
+    prompts = task_prompts(task, 2, seed=0)
+    first = prompts.strong_messages("q-a", "draft a")[0].content
+    assert (
+        first
+        == prompts.strong_messages("q-b", "draft b")[0].content
+        == prompts.alone_messages("x")[0].content
+    )
+    assert "Answer: yes" in first or "Answer: no" in first  # the shots live in the shared prefix
+    assert task_prompts(task, 2, seed=1).strong_system != prompts.strong_system
+    assert label_grammar(("yes", "no")) == 'root ::= "Answer: " ("yes" | "no")'
+
+
+def test_draft_content_separates_label_from_wording() -> None:
+    from benchmarks.draft_content import draft_content
+
+    def run(drafts: list[str], answers: list[str], scores: list[float]) -> dict[str, object]:
+        return {
+            "reference": "yes",
+            "alone": {"answer": "Answer: no", "score": 0.0},
+            "drafts": [{"id": str(i), "text": t} for i, t in enumerate(drafts)],
+            "candidates": [
+                {"id": str(i), "answer": a, "score": s}
+                for i, (a, s) in enumerate(zip(answers, scores, strict=True))
+            ],
+        }
+
+    same_label = run(["Answer: yes", "I think: yes"], ["Answer: yes", "Answer: no"], [1.0, 0.0])
+    counts = draft_content([same_label], ("yes", "no"))
+    assert counts["scored_apart_pairs"] == 1 and counts.get("apart_pairs_differ_in_label", 0) == 0
+    assert counts["strong_repeats_draft_label"] == 1 and counts["right_draft_alone_wrong_rescued"] == 1
