@@ -266,7 +266,7 @@ async def run_task(
     from benchmarks.label_choice import ConfidenceLabelModel
     from cowest_graph import create_cowest_graph
     from cowest_graph.collect import acollect
-    from cowest_graph.critique import label_match
+    from cowest_graph.critique import extract_label, label_match
     from cowest_graph.evaluate import (
         drafts_as_answers,
         evaluate_graph,
@@ -298,6 +298,9 @@ async def run_task(
         row = {"task": task.name, "seed": seed, "strong_model": strong_name(args), **r.summary()}
         if row["wall_s"] != row["wall_s"]:  # NaN: derived from another condition's drafts, not timed
             row["wall_s"] = None
+        # What it answered: a condition that collapses onto one label shows it here.
+        said = [extract_label(a, task.labels) for a in r.answers]
+        row["label_shares"] = {lab: said.count(lab) / max(1, len(said)) for lab in task.labels}
         results.append(row)
         print(
             f"  {task.name} seed {seed} {r.name}: acc {r.accuracy:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] "
