@@ -192,16 +192,25 @@ def label_grammar(labels: tuple[str, ...]) -> str:
 class Samples:
     report: list[Any]
     sft: list[Any]
-    collect: list[Any]
+    collect: list[list[Any]]
+    """The train-side questions each DPO round drafts on (round r is `collect[r - 1]`)."""
 
 
 def draw_samples(
-    task: Task, seed: int, *, n_report: int, n_sft: int, n_collect: int, on: str = "report"
+    task: Task,
+    seed: int,
+    *,
+    n_report: int,
+    n_sft: int,
+    n_collect: int,
+    rounds: int = 2,
+    on: str = "report",
 ) -> Samples:
     """Draw the report, SFT and collection samples of one (task, seed) run.
 
     Each sample has its own random stream (seeded by task, seed and purpose), so the training data
-    of a seed does not change with the number of report rows asked for. The report rows do not
+    of a seed does not change with the number of report rows asked for; each DPO round draws its
+    own collection questions (they may overlap across rounds). The report rows do not
     depend on the seed at all: every seed is measured on the same rows, so the spread across seeds
     is training variance only, and conditions of different seeds can be paired.
 
@@ -221,7 +230,7 @@ def draw_samples(
     return Samples(
         report=fixed_report if n_report else list(source),
         sft=draw(task.train, n_sft, "sft"),
-        collect=draw(task.train, n_collect, "collect"),
+        collect=[draw(task.train, n_collect, f"collect:{r}") for r in range(1, rounds + 1)],
     )
 
 
@@ -283,7 +292,13 @@ async def run_task(
 
     n_report = dict(kv.split("=") for kv in args.n_report_for.split(",") if kv).get(task.name, args.n_report)
     samples = draw_samples(
-        task, seed, n_report=int(n_report), n_sft=args.n_sft, n_collect=args.n_collect, on=args.on
+        task,
+        seed,
+        n_report=int(n_report),
+        n_sft=args.n_sft,
+        n_collect=args.n_collect,
+        rounds=args.rounds,
+        on=args.on,
     )
     report = samples.report
     prompts = task_prompts(task, args.shots, seed)
@@ -378,6 +393,11 @@ async def run_task(
         )
 
     rounds: list[dict[str, Any]] = []
+    # RPO (DPO plus the chosen drafts' NLL) is its own condition, never averaged with plain DPO.
+    method = "DPO+NLL" if args.nll_weight > 0 else "DPO"
+    loss: dict[str, Any] = {}
+    if args.nll_weight > 0:
+        loss = {"loss_type": ("sigmoid", "sft"), "loss_weights": (1.0, args.nll_weight)}
     if trained:
         parent, store_url = sft.adapter_dir, f"sqlite:///{work / f'{task.name}-s{seed}' / 'traces.db'}"
         for round_ in range(1, args.rounds + 1):
@@ -394,10 +414,7 @@ async def run_task(
                 measure_influence=True,
             ).compile()
             tracer = CowestTracer(store_url)
-            # Each round drafts on its own train-side questions (the issue: enough for >= 200 pairs).
-            questions = random.Random(f"{task.name}:{seed}:collect:{round_}").sample(
-                task.train, min(args.n_collect, len(task.train))
-            )
+            questions = samples.collect[round_ - 1]  # its own train-side questions
             await acollect(graph, questions, tracer, concurrency=4, resume=False, progress=False)
             collect_s = time.perf_counter() - t0
             try:
@@ -418,10 +435,11 @@ async def run_task(
                 adapter=parent,
                 config=DPOTrainConfig(
                     num_train_epochs=1,
-                    learning_rate=2e-4,
+                    learning_rate=args.dpo_lr,
                     per_device_train_batch_size=4,
                     seed=seed,
                     disable_tqdm=True,
+                    **loss,
                 ),
             )
             rounds.append(
@@ -436,7 +454,11 @@ async def run_task(
             print(f"  {task.name} seed {seed} round {round_}: {rounds[-1]}", flush=True)
             parent = dpo.adapter_dir
             aligned = load_weak_model(adapter=parent, max_new_tokens=args.weak_tokens, temperature=0.0)
-            await evaluate(f"CoWest aligned (DPO round {round_})", aligned)
+            await evaluate(
+                f"CoWest aligned ({method} round {round_})",
+                aligned,
+                weak_alone=f"weak alone ({method} round {round_})",
+            )
             results[-1]["pairs"] = pairs.report.pairs
     extras["rounds"] = rounds
 
@@ -444,8 +466,8 @@ async def run_task(
     wanted = [
         ("strong alone", f"CoWest{suffix}"),
         (weak_alone.name, f"CoWest{suffix}"),
-        (f"CoWest{suffix}", "CoWest aligned (DPO round 1)"),
-        ("CoWest aligned (DPO round 1)", "CoWest aligned (DPO round 2)"),
+        (f"CoWest{suffix}", f"CoWest aligned ({method} round 1)"),
+        (f"CoWest aligned ({method} round 1)", f"CoWest aligned ({method} round 2)"),
         ("strong alone", next((n for n in names if n.startswith("SuperICL")), "")),
     ]
     extras["paired"] = [paired_difference(done[a], done[b]) for a, b in wanted if a in done and b in done]
@@ -567,6 +589,14 @@ def main() -> None:
     parser.add_argument("--strong-tokens", type=int, default=24, help="tokens per free-text strong answer")
     parser.add_argument("--draft-temperature", type=float, default=1.0, help="weak sampling when collecting")
     parser.add_argument("--min-margin", type=float, default=0.5, help="pair margin (label match: 0 or 1)")
+    parser.add_argument("--dpo-lr", type=float, default=2e-4, help="learning rate of each DPO round")
+    parser.add_argument(
+        "--nll-weight",
+        type=float,
+        default=0.0,
+        help="weight of an NLL term on the chosen drafts beside the DPO loss (RPO; 0: plain DPO); "
+        "its rounds are named 'DPO+NLL'",
+    )
     parser.add_argument(
         "--supericl",
         action="store_true",

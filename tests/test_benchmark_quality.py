@@ -19,6 +19,12 @@ def test_training_samples_do_not_depend_on_report_size() -> None:
     assert len(part.report) == 200 and set(part.report) <= set(task.report)
     assert part.sft == full.sft and part.collect == full.collect
     assert len(full.sft) == 32 and len(set(full.sft)) == 32 and set(full.sft) <= set(task.train)
+    # One collection sample per DPO round, each its own draw from the train side; asking for more
+    # rounds leaves the earlier rounds' questions as they were.
+    assert len(full.collect) == 2 and full.collect[0] != full.collect[1]
+    assert all(len(c) == 16 and set(c) <= set(task.train) for c in full.collect)
+    three = draw_samples(task, 0, n_report=0, n_sft=32, n_collect=16, rounds=3)
+    assert three.collect[:2] == full.collect and len(three.collect) == 3
 
 
 def test_seeds_draw_different_training_samples_on_the_same_report_rows() -> None:

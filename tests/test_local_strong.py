@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -67,8 +68,24 @@ def test_serves_answers_and_stops_on_exit() -> None:
         assert 0 < reply.usage_metadata["output_tokens"] <= 8
         pid = server.process.pid
         port = int(server.base_url.rsplit(":", 1)[1].split("/")[0])
+        log = server.log_path
+        assert log.is_file() and log.stat().st_size > 0
     assert _wait_gone(pid, 5)
     assert port_is_free(port), "nothing listens on the port any more"
+    assert not log.exists(), "the temporary server log goes with the server"
+
+
+def test_a_named_log_and_the_log_of_a_server_that_died_are_kept(tmp_path: Path) -> None:
+    named = tmp_path / "server.log"
+    with local_strong("smollm2", threads=1, n_ctx=512, log_path=named) as server:
+        assert server.log_path == named
+    assert named.stat().st_size > 0
+    with local_strong("smollm2", threads=1, n_ctx=512) as server:
+        server.process.kill()
+        server.process.wait()
+        log = server.log_path
+    assert log.is_file(), "a server that died on its own keeps its log for whoever reads why"
+    log.unlink()
 
 
 async def test_async_context_manager() -> None:
@@ -96,8 +113,10 @@ def test_missing_model_file_is_one_clear_error(tmp_path: Path) -> None:
 def test_server_that_dies_at_start_is_one_clear_error(tmp_path: Path) -> None:
     bogus = tmp_path / "bogus.gguf"
     bogus.write_bytes(b"not a gguf file at all")
-    with pytest.raises(StrongModelError, match="exited at start"):
-        local_strong(bogus, threads=1).start()
+    log = tmp_path / "server.log"
+    with pytest.raises(StrongModelError, match=f"exited at start.*log: {re.escape(str(log))}"):
+        local_strong(bogus, threads=1, log_path=log).start()
+    assert log.stat().st_size > 0
 
 
 _CHILD = """

@@ -193,6 +193,28 @@ def test_trl_and_peft_configs_are_taken_as_they_are(pairs, tmp_path: Path) -> No
     assert not (tmp_path / "never").exists()
 
 
+def test_dpo_with_an_nll_term_adds_the_weighted_nll_of_the_chosen_drafts(pairs, tmp_path: Path) -> None:
+    """RPO (TRL's "sigmoid" + "sft" losses): at the first step the policy is the reference, so the
+    DPO part is log 2 and everything above it is the chosen drafts' NLL, scaled by its weight."""
+
+    def first_loss(name: str, **loss: object) -> float:
+        config = DPOTrainConfig(max_steps=1, per_device_train_batch_size=2, disable_tqdm=True, **loss)  # type: ignore[arg-type]
+        result = train_dpo(pairs, output_dir=tmp_path / name, config=config)
+        recorded = result.manifest["config"]["loss_type"]  # the manifest says which loss trained it
+        wanted = loss.get("loss_type", "sigmoid")
+        assert (recorded if isinstance(recorded, str) else tuple(recorded)) == wanted
+        return float(result.metrics["first_loss"])
+
+    plain = first_loss("dpo")
+    once = first_loss("rpo1", loss_type=("sigmoid", "sft"), loss_weights=(1.0, 1.0))
+    twice = first_loss("rpo2", loss_type=("sigmoid", "sft"), loss_weights=(1.0, 2.0))
+    assert plain == pytest.approx(math.log(2), abs=0.02)
+    assert once - plain > 0.05, "the chosen drafts' NLL was added"
+    assert twice - plain == pytest.approx(2 * (once - plain), rel=0.1)
+    with pytest.raises(ValueError, match="2 weights for 1 loss types"):
+        DPOTrainConfig(loss_weights=(1.0, 1.0))
+
+
 def test_bad_training_input_is_one_clear_error_and_writes_nothing(pairs, tmp_path: Path) -> None:
     out = tmp_path / "never"
     broken = pairs["train"].remove_columns(["rejected"])

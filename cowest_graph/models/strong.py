@@ -133,7 +133,8 @@ class local_strong:  # noqa: N801 - used like a function: `with local_strong() a
     a missing model file or a server that dies at start raises `StrongModelError` naming the cause.
 
     `model`: `None` or `"qwen"` (Qwen2.5-Coder-1.5B-Instruct, fetched once), `"smollm2"` (the
-    embedded 135M model, for fast tests) or a path to a `.gguf` file.
+    embedded 135M model, for fast tests) or a path to a `.gguf` file. `log_path`: where the
+    server writes its log (default: a temporary file, deleted when the server stops).
 
     Example:
         >>> with local_strong() as server:  # doctest: +SKIP
@@ -239,6 +240,7 @@ class local_strong:  # noqa: N801 - used like a function: `with local_strong() a
                 raise StrongModelError(
                     f"the strong-model server exited at start (status {server.process.returncode}): "
                     + " | ".join(tail)
+                    + f" (log: {server.log_path})"
                 )
             with contextlib.suppress(OSError, urllib.error.URLError):
                 with urllib.request.urlopen(request, timeout=2) as resp:
@@ -252,9 +254,16 @@ class local_strong:  # noqa: N801 - used like a function: `with local_strong() a
             time.sleep(0.25)
 
     def stop(self) -> None:
-        """Stop the server (what `with` does on exit); safe to call twice."""
+        """Stop the server (what `with` does on exit); safe to call twice.
+
+        The temporary log is deleted with a server that was still running; a server that died on
+        its own (or failed to start) keeps its log for the error that names it, and a `log_path=`
+        given by the caller is always kept."""
         if self.server is not None:
+            died = self.server.process.poll() is not None
             stop_process(self.server.process)
+            if self.log_path is None and not died:
+                self.server.log_path.unlink(missing_ok=True)
             self.server = None
 
     def __enter__(self) -> LocalStrong:

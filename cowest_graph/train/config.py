@@ -111,14 +111,32 @@ class DPOTrainConfig(_TrainConfig):
     Example:
         >>> DPOTrainConfig(beta=0.1, max_steps=10).learning_rate
         5e-05
+        >>> rpo = DPOTrainConfig(loss_type=("sigmoid", "sft"), loss_weights=(1.0, 0.5))
+        >>> rpo.trl_kwargs(Path("w"))["loss_type"], rpo.trl_kwargs(Path("w"))["loss_weights"]
+        (['sigmoid', 'sft'], [1.0, 0.5])
     """
 
     learning_rate: float = 5e-5
     beta: float = 0.1
-    loss_type: str = "sigmoid"
+    loss_type: str | tuple[str, ...] = "sigmoid"
+    """TRL's loss name, or several combined (`("sigmoid", "sft")` is RPO: DPO plus the chosen
+    completion's NLL, which keeps a short-answer model from sliding onto one answer)."""
+    loss_weights: tuple[float, ...] | None = None
+    """One weight per loss in `loss_type` (None: 1.0 each)."""
+
+    def __post_init__(self) -> None:
+        types = (self.loss_type,) if isinstance(self.loss_type, str) else tuple(self.loss_type)
+        if not types:
+            raise ValueError("loss_type names no loss")
+        if self.loss_weights is not None and len(self.loss_weights) != len(types):
+            raise ValueError(
+                f"loss_weights has {len(self.loss_weights)} weights for {len(types)} loss types {types}"
+            )
 
     def trl_kwargs(self, output_dir: Path) -> dict[str, Any]:
-        return {**super().trl_kwargs(output_dir), "beta": self.beta, "loss_type": [self.loss_type]}
+        types = [self.loss_type] if isinstance(self.loss_type, str) else list(self.loss_type)
+        weights = {"loss_weights": list(self.loss_weights)} if self.loss_weights is not None else {}
+        return {**super().trl_kwargs(output_dir), "beta": self.beta, "loss_type": types, **weights}
 
 
 TrainingConfig = SFTTrainConfig | DPOTrainConfig | Any
