@@ -90,7 +90,9 @@ def main() -> None:
     previous = RESULTS / f"{args.name}.json"
     rows = json.loads(previous.read_text())["rows"] if previous.exists() else []
     key = {"task": task_name, "seed": args.seed, "pairs": pairs.report.pairs}
-    mine: list[dict[str, Any]] = [{**key, "variant": "SFT (no DPO)", **weak_labels(sft, task, prompts)}]
+    mine: list[dict[str, Any]] = [
+        {**key, "variant": "SFT (no DPO)", "train_s": 0.0, **weak_labels(sft, task, prompts)}
+    ]
     out = Path(tempfile.mkdtemp(prefix="cowest-dpo-variants-"))
     for method, lr in variants:
         t0 = time.perf_counter()
