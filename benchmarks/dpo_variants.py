@@ -15,6 +15,7 @@ variant and work folder).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import tempfile
 import time
@@ -25,19 +26,29 @@ from benchmarks.common import RESULTS, print_table, save
 
 
 def weak_labels(adapter: Path, task: Any, prompts: Any, weak_tokens: int = 48) -> dict[str, Any]:
-    """The weak model's greedy label on every dev row: accuracy and label shares."""
-    from cowest_graph.critique import extract_label
+    """The weak model's greedy label on every dev row: accuracy, label shares, unparseable rate."""
+    from benchmarks.quality import label_shares
+    from cowest_graph.evaluate import evaluate_model_alone, label_judge
     from cowest_graph.models import load_weak_model
 
     weak = load_weak_model(adapter=adapter, max_new_tokens=weak_tokens, temperature=0.0)
-    said = [extract_label(weak.invoke(prompts.weak_messages(e.question)).text, task.labels) for e in task.dev]
-    gold = [e.reference.lower() for e in task.dev]
-    right = sum(s is not None and s.lower() == g for s, g in zip(said, gold, strict=True))
+    r = asyncio.run(
+        evaluate_model_alone(
+            "weak alone",
+            weak,
+            task.dev,
+            judge=label_judge(task.labels),
+            labels=task.labels,
+            messages=prompts.weak_messages,
+            concurrency=4,
+        )
+    )
+    shares = label_shares(r.answers, task.labels)
     return {
-        "dev_rows": len(said),
-        "dev_accuracy": right / len(said),
-        **{f"share {label}": said.count(label) / len(said) for label in task.labels},
-        "unparseable": said.count(None) / len(said),
+        "dev_rows": r.n,
+        "dev_accuracy": r.accuracy,
+        **{f"share {label}": share for label, share in shares.items()},
+        "unparseable": r.unparseable_rate,
     }
 
 
@@ -54,11 +65,11 @@ def parse_variant(spec: str) -> tuple[str, float]:
 
 
 def main() -> None:
-    from benchmarks.quality import load_ethics, load_pubmedqa, split_dev, task_prompts
+    from benchmarks.quality import dpo_step, load_ethics, load_pubmedqa, split_dev, task_prompts
     from cowest_graph.feedback import build_preference_pairs
     from cowest_graph.models import load_weak_model
     from cowest_graph.store import RunFilter, open_trace_store
-    from cowest_graph.train import DPOTrainConfig, train_dpo
+    from cowest_graph.train import train_dpo
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("work", type=Path, help="a quality run's <task>-s<seed> folder")
@@ -68,11 +79,14 @@ def main() -> None:
     parser.add_argument("--min-margin", type=float, default=0.5)
     parser.add_argument("--shots", type=int, default=2)
     parser.add_argument("--n-dev", type=int, default=100)
+    parser.add_argument(
+        "--context-chars", type=int, default=600, help="PubMedQA context cut: the run's own setting"
+    )
     parser.add_argument("--name", default="dpo_variants")
     args = parser.parse_args()
     variants = [parse_variant(v) for v in args.variants.split(",") if v]
     task_name = args.work.name.rsplit("-s", 1)[0]
-    loaders = {"ethics": load_ethics, "pubmedqa": lambda: load_pubmedqa(600)}
+    loaders = {"ethics": load_ethics, "pubmedqa": lambda: load_pubmedqa(args.context_chars)}
     if task_name not in loaders:
         raise SystemExit(f"{args.work} is not a quality run's ethics-sN or pubmedqa-sN folder")
     task = split_dev(loaders[task_name](), args.n_dev)
@@ -96,17 +110,8 @@ def main() -> None:
     out = Path(tempfile.mkdtemp(prefix="cowest-dpo-variants-"))
     for method, lr in variants:
         t0 = time.perf_counter()
-        loss: dict[str, Any] = {}
-        if method == "rpo":
-            loss = {"loss_type": ("sigmoid", "sft"), "loss_weights": (1.0, args.nll_weight)}
-        config = DPOTrainConfig(  # the quality run's DPO step, but for the loss and learning rate
-            num_train_epochs=1,
-            learning_rate=lr,
-            per_device_train_batch_size=4,
-            seed=args.seed,
-            disable_tqdm=True,
-            **loss,
-        )
+        nll = args.nll_weight if method == "rpo" else 0.0
+        config = dpo_step(learning_rate=lr, nll_weight=nll, seed=args.seed)  # the quality run's step
         trained = train_dpo(pairs, output_dir=out, adapter=sft, config=config)
         name = f"{method.upper()} lr {lr:g}" + (f" nll {args.nll_weight:g}" if method == "rpo" else "")
         mine.append(

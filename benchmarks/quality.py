@@ -249,6 +249,46 @@ def strong_for(task: Task, args: argparse.Namespace, served: Any) -> Any:
     return served.chat_model(max_tokens=args.strong_tokens)
 
 
+def label_shares(answers: list[str], labels: tuple[str, ...]) -> dict[str, float]:
+    """The share of answers naming each label: a condition that collapses onto one label shows it.
+
+    >>> label_shares(["Answer: yes", "no", "Answer: yes", "?"], ("yes", "no"))
+    {'yes': 0.5, 'no': 0.25}
+    """
+    from cowest_graph.critique import extract_label
+
+    said = [extract_label(a, labels) for a in answers]
+    return {lab: said.count(lab) / max(1, len(said)) for lab in labels}
+
+
+def aligned_method(nll_weight: float) -> str:
+    """The name of a round's training step: RPO (DPO plus the chosen drafts' NLL) is its own
+    condition, never averaged with plain DPO."""
+    return "DPO+NLL" if nll_weight > 0 else "DPO"
+
+
+def dpo_step(*, learning_rate: float, nll_weight: float, seed: int) -> Any:
+    """The DPO step of every collaborative-feedback round (`benchmarks/dpo_variants.py` trains the
+    same one): one epoch, batch 4; with `nll_weight > 0` the chosen drafts' NLL is added (RPO).
+
+    >>> dpo_step(learning_rate=5e-5, nll_weight=1.0, seed=0).loss_type
+    ('sigmoid', 'sft')
+    """
+    from cowest_graph.train import DPOTrainConfig
+
+    loss: dict[str, Any] = {}
+    if nll_weight > 0:
+        loss = {"loss_type": ("sigmoid", "sft"), "loss_weights": (1.0, nll_weight)}
+    return DPOTrainConfig(
+        num_train_epochs=1,
+        learning_rate=learning_rate,
+        per_device_train_batch_size=4,
+        seed=seed,
+        disable_tqdm=True,
+        **loss,
+    )
+
+
 def draft_influence(weak: Any, alone: Any, cowest: Any) -> dict[str, Any]:
     """How the strong model used the drafts, per question: CoWest's accuracy in each cell of
     (draft right?, strong alone right?). A draft that carries knowledge the strong model lacks
@@ -275,7 +315,7 @@ async def run_task(
     from benchmarks.label_choice import ConfidenceLabelModel
     from cowest_graph import create_cowest_graph
     from cowest_graph.collect import acollect
-    from cowest_graph.critique import extract_label, label_match
+    from cowest_graph.critique import label_match
     from cowest_graph.evaluate import (
         drafts_as_answers,
         evaluate_graph,
@@ -288,7 +328,7 @@ async def run_task(
     from cowest_graph.models.hf import load_hf_weak_model
     from cowest_graph.store import RunFilter
     from cowest_graph.tracing import CowestTracer
-    from cowest_graph.train import DPOTrainConfig, LoraSettings, SFTTrainConfig, train_dpo, train_sft
+    from cowest_graph.train import LoraSettings, SFTTrainConfig, train_dpo, train_sft
 
     n_report = dict(kv.split("=") for kv in args.n_report_for.split(",") if kv).get(task.name, args.n_report)
     samples = draw_samples(
@@ -313,9 +353,7 @@ async def run_task(
         row = {"task": task.name, "seed": seed, "strong_model": strong_name(args), **r.summary()}
         if row["wall_s"] != row["wall_s"]:  # NaN: derived from another condition's drafts, not timed
             row["wall_s"] = None
-        # What it answered: a condition that collapses onto one label shows it here.
-        said = [extract_label(a, task.labels) for a in r.answers]
-        row["label_shares"] = {lab: said.count(lab) / max(1, len(said)) for lab in task.labels}
+        row["label_shares"] = label_shares(r.answers, task.labels)
         results.append(row)
         print(
             f"  {task.name} seed {seed} {r.name}: acc {r.accuracy:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] "
@@ -393,11 +431,7 @@ async def run_task(
         )
 
     rounds: list[dict[str, Any]] = []
-    # RPO (DPO plus the chosen drafts' NLL) is its own condition, never averaged with plain DPO.
-    method = "DPO+NLL" if args.nll_weight > 0 else "DPO"
-    loss: dict[str, Any] = {}
-    if args.nll_weight > 0:
-        loss = {"loss_type": ("sigmoid", "sft"), "loss_weights": (1.0, args.nll_weight)}
+    method = aligned_method(args.nll_weight)
     if trained:
         parent, store_url = sft.adapter_dir, f"sqlite:///{work / f'{task.name}-s{seed}' / 'traces.db'}"
         for round_ in range(1, args.rounds + 1):
@@ -433,14 +467,7 @@ async def run_task(
                 pairs,
                 output_dir=adapters,
                 adapter=parent,
-                config=DPOTrainConfig(
-                    num_train_epochs=1,
-                    learning_rate=args.dpo_lr,
-                    per_device_train_batch_size=4,
-                    seed=seed,
-                    disable_tqdm=True,
-                    **loss,
-                ),
+                config=dpo_step(learning_rate=args.dpo_lr, nll_weight=args.nll_weight, seed=seed),
             )
             rounds.append(
                 {

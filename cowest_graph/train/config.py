@@ -124,18 +124,22 @@ class DPOTrainConfig(_TrainConfig):
     loss_weights: tuple[float, ...] | None = None
     """One weight per loss in `loss_type` (None: 1.0 each)."""
 
+    def _loss_types(self) -> list[str]:
+        return [self.loss_type] if isinstance(self.loss_type, str) else list(self.loss_type)
+
     def __post_init__(self) -> None:
-        types = (self.loss_type,) if isinstance(self.loss_type, str) else tuple(self.loss_type)
+        types = self._loss_types()
         if not types:
             raise ValueError("loss_type names no loss")
         if self.loss_weights is not None and len(self.loss_weights) != len(types):
             raise ValueError(
-                f"loss_weights has {len(self.loss_weights)} weights for {len(types)} loss types {types}"
+                f"loss_weights has {len(self.loss_weights)} weights "
+                f"for {len(types)} loss types {tuple(types)}"
             )
 
     def trl_kwargs(self, output_dir: Path) -> dict[str, Any]:
-        types = [self.loss_type] if isinstance(self.loss_type, str) else list(self.loss_type)
         weights = {"loss_weights": list(self.loss_weights)} if self.loss_weights is not None else {}
+        types = self._loss_types()
         return {**super().trl_kwargs(output_dir), "beta": self.beta, "loss_type": types, **weights}
 
 
