@@ -15,6 +15,9 @@ baseline (the SFT weak model's label and confidence, by label choice, as the one
 weak model's own label choice. The graph never sees the reference at evaluation; one draft at
 inference. Besides each bootstrap interval, every (task, seed) run reports paired differences on
 its rows (bootstrap interval and McNemar's exact test) and how CoWest used the drafts.
+`--sft-target rationale` trains the weak model to write the data set's own rationale before the
+label (PubMedQA: the abstract's conclusion, train side only), so its drafts carry background and
+reasoning, not only a label; those conditions are named "... SFT with rationales ...".
 
 The strong model: `--strong qwen` serves Qwen2.5-Coder-1.5B-Instruct with llama.cpp's OpenAI server
 and, by default, constrains its reply to `Answer: <label>` with a GBNF grammar (`--strong-answer
@@ -74,10 +77,15 @@ def split_dev(task: Task, n_dev: int) -> Task:
     return task
 
 
-def _examples(rows: list[tuple[str, str, str]]) -> list[Any]:
+def _examples(rows: list[tuple[str, str, str]], rationales: dict[str, str] | None = None) -> list[Any]:
+    """Examples from (id, question, label) rows; `rationales` (id -> text written by the data set's
+    authors, e.g. PubMedQA's long answers) go into `meta["rationale"]`."""
     from cowest_graph.data import Example
 
-    return [Example(i, q, r) for i, q, r in rows]
+    rationales = rationales or {}
+    return [
+        Example(i, q, r, meta={"rationale": rationales[i]} if i in rationales else {}) for i, q, r in rows
+    ]
 
 
 def load_ethics() -> Task:
@@ -114,10 +122,13 @@ def load_pubmedqa(context_chars: int) -> Task:
 
     train = [row(p) for p in sorted(data) if p not in test_ids]
     report = [row(p) for p in sorted(data) if p in test_ids]
+    # The abstract's conclusion: background and reasoning for the SFT target (`--sft-target
+    # rationale`); train side only, report rows never carry it.
+    conclusions = {p: data[p]["LONG_ANSWER"].strip() for p in data if p not in test_ids}
     return Task(
         "pubmedqa",
         ("yes", "no", "maybe"),
-        _examples(train),
+        _examples(train, conclusions),
         _examples(report),
         "End with 'Answer: yes', 'Answer: no' or 'Answer: maybe'.",
     )
@@ -156,26 +167,52 @@ def strong_name(args: argparse.Namespace) -> str:
     return STRONG_NAMES.get(key, key)
 
 
-def k_shot(task: Task, k: int, seed: int) -> str:
-    """k worked examples from the TRAIN side only (CRASS, eval-only, gets none)."""
+SFT_TARGETS = ("label", "rationale")
+
+
+def sft_answer(example: Any, target: str = "label") -> str:
+    """What the weak model learns to write for one train-side example: the label alone, or
+    (`target="rationale"`) the example's rationale (background and reasoning) and then the label.
+
+    >>> from cowest_graph.data import Example
+    >>> e = Example("1", "Does it?", "yes", meta={"rationale": "Trials agree."})
+    >>> sft_answer(e), sft_answer(e, "rationale")
+    ('Answer: yes', 'Trials agree.\\nAnswer: yes')
+    """
+    if target == "label":
+        return f"Answer: {example.reference}"
+    if target != "rationale":
+        raise ValueError(f"unknown SFT target {target!r}; expected one of {SFT_TARGETS}")
+    rationale = (example.meta or {}).get("rationale")
+    if not rationale:
+        raise ValueError(f"example {example.id!r} has no rationale: its task cannot train on rationales")
+    return f"{rationale}\nAnswer: {example.reference}"
+
+
+def k_shot(task: Task, k: int, seed: int, target: str = "label") -> str:
+    """k worked examples from the TRAIN side only (CRASS, eval-only, gets none), each answered as
+    the weak model is trained to answer (`sft_answer`)."""
     if not task.train or k == 0:
         return task.answer_format
     shots = random.Random(seed).sample(task.train, k)
-    lines = [f"{s.question}\nAnswer: {s.reference}" for s in shots]
+    lines = [f"{s.question}\n{sft_answer(s, target)}" for s in shots]
     return task.answer_format + "\nExamples:\n" + "\n\n".join(lines)
 
 
-def task_prompts(task: Task, k: int, seed: int) -> Any:
+def task_prompts(task: Task, k: int, seed: int, weak_target: str = "label") -> Any:
     """The prompts of one (task, seed): the answer format and the k worked examples go at the end
     of the weak and strong *system* prompts, so every call of a condition shares that prefix and
-    llama.cpp reuses its KV cache (only the question and draft are evaluated per call)."""
+    llama.cpp reuses its KV cache (only the question and draft are evaluated per call).
+
+    The weak model's shots are answered like its SFT target (`weak_target`); the strong model's
+    shots always end in the label alone, so "strong alone" is the same whatever the weak model
+    learnt."""
     from cowest_graph.prompts import CowestPrompts
 
     base = CowestPrompts()
-    shots = k_shot(task, k, seed)
     return CowestPrompts(
-        weak_system=f"{base.weak_system}\n{shots}",
-        strong_system=f"{base.strong_system}\n{shots}",
+        weak_system=f"{base.weak_system}\n{k_shot(task, k, seed, weak_target)}",
+        strong_system=f"{base.strong_system}\n{k_shot(task, k, seed)}",
     )
 
 
@@ -267,7 +304,7 @@ def aligned_method(nll_weight: float) -> str:
     return "DPO+NLL" if nll_weight > 0 else "DPO"
 
 
-def dpo_step(*, learning_rate: float, nll_weight: float, seed: int) -> Any:
+def dpo_step(*, learning_rate: float, nll_weight: float, seed: int, max_length: int = 512) -> Any:
     """The DPO step of every collaborative-feedback round (`benchmarks/dpo_variants.py` trains the
     same one): one epoch, batch 4; with `nll_weight > 0` the chosen drafts' NLL is added (RPO).
 
@@ -283,6 +320,7 @@ def dpo_step(*, learning_rate: float, nll_weight: float, seed: int) -> Any:
         num_train_epochs=1,
         learning_rate=learning_rate,
         per_device_train_batch_size=4,
+        max_length=max_length,
         seed=seed,
         disable_tqdm=True,
         **loss,
@@ -341,7 +379,14 @@ async def run_task(
         on=args.on,
     )
     report = samples.report
-    prompts = task_prompts(task, args.shots, seed)
+    target = args.sft_target if task.trainable else "label"
+    prompts = task_prompts(task, args.shots, seed, weak_target=target)
+    # The conditions' names say what the weak model was trained to write, so runs that trained it
+    # on rationales never average with runs that trained it on labels.
+    sft_tag = "SFT" if target == "label" else "SFT with rationales"
+    # A label fits in 512 tokens with PubMedQA's shots; a rationale (and its shots) does not, and
+    # TRL cuts the end off, which is where the label is.
+    max_length = 512 if target == "label" else 1024
     judge = label_judge(task.labels)
     strong = strong_for(task, args, served_strong)
     results: list[dict[str, Any]] = []
@@ -383,7 +428,7 @@ async def run_task(
     trained = task.trainable
     if trained:
         adapters = work / f"{task.name}-s{seed}" / "adapters"
-        sft_rows = [{"question": e.question, "answer": f"Answer: {e.reference}"} for e in samples.sft]
+        sft_rows = [{"question": e.question, "answer": sft_answer(e, target)} for e in samples.sft]
         t0 = time.perf_counter()
         sft = train_sft(
             sft_rows,
@@ -393,26 +438,33 @@ async def run_task(
                 num_train_epochs=args.sft_epochs,
                 learning_rate=1e-3,
                 per_device_train_batch_size=8,
+                max_length=max_length,
                 seed=seed,
                 disable_tqdm=True,
                 lora=LoraSettings(r=16, alpha=32),
             ),
         )
-        extras["sft"] = {"rows": len(sft_rows), "epochs": args.sft_epochs, "wall_s": time.perf_counter() - t0}
+        extras["sft"] = {
+            "rows": len(sft_rows),
+            "epochs": args.sft_epochs,
+            "target": target,
+            "wall_s": time.perf_counter() - t0,
+        }
         print(
             f"  {task.name} seed {seed} SFT on {len(sft_rows)} rows: {extras['sft']['wall_s']:.0f} s",
             flush=True,
         )
     adapter = sft.adapter_dir if trained else None
-    suffix = " (SFT weak)" if trained else ""
+    suffix = f" ({sft_tag} weak)" if trained else ""
     weak = load_weak_model(adapter=adapter, max_new_tokens=args.weak_tokens, temperature=0.0)
-    cowest = await evaluate(f"CoWest{suffix}", weak, weak_alone=f"weak alone{' (SFT)' if trained else ''}")
-    weak_alone = done[f"weak alone{' (SFT)' if trained else ''}"]
+    weak_name = f"weak alone ({sft_tag})" if trained else "weak alone"
+    cowest = await evaluate(f"CoWest{suffix}", weak, weak_alone=weak_name)
+    weak_alone = done[weak_name]
     extras["draft_influence"] = draft_influence(weak_alone, alone, cowest)
     if args.supericl:
         hf = load_hf_weak_model(adapter=adapter, temperature=0.0)
         plug_in = await evaluate(
-            f"SuperICL ({'SFT ' if trained else ''}weak label + confidence)",
+            f"SuperICL ({f'{sft_tag} ' if trained else ''}weak label + confidence)",
             ConfidenceLabelModel(base=hf, labels=task.labels),
         )
         # Its drafts hold the weak model's constrained label choice: the weak model alone, parsed
@@ -422,7 +474,7 @@ async def run_task(
         ]
         record(
             drafts_as_answers(
-                f"weak alone ({'SFT, ' if trained else ''}label choice)",
+                f"weak alone ({f'{sft_tag}, ' if trained else ''}label choice)",
                 plug_in,
                 report,
                 judge=judge,
@@ -431,7 +483,7 @@ async def run_task(
         )
 
     rounds: list[dict[str, Any]] = []
-    method = aligned_method(args.nll_weight)
+    method = aligned_method(args.nll_weight) + ("" if target == "label" else ", SFT with rationales")
     if trained:
         parent, store_url = sft.adapter_dir, f"sqlite:///{work / f'{task.name}-s{seed}' / 'traces.db'}"
         for round_ in range(1, args.rounds + 1):
@@ -467,7 +519,9 @@ async def run_task(
                 pairs,
                 output_dir=adapters,
                 adapter=parent,
-                config=dpo_step(learning_rate=args.dpo_lr, nll_weight=args.nll_weight, seed=seed),
+                config=dpo_step(
+                    learning_rate=args.dpo_lr, nll_weight=args.nll_weight, seed=seed, max_length=max_length
+                ),
             )
             rounds.append(
                 {
@@ -599,7 +653,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--shots", type=int, default=2)
-    parser.add_argument("--weak-tokens", type=int, default=48)
+    parser.add_argument(
+        "--weak-tokens",
+        type=int,
+        default=None,
+        help="tokens per weak draft (default 48, --quick 32; three times that with rationales)",
+    )
+    parser.add_argument(
+        "--sft-target",
+        choices=SFT_TARGETS,
+        default="label",
+        help="what the weak model learns to write: the label, or the data set's rationale then the label "
+        "(PubMedQA: the abstract's conclusion)",
+    )
     parser.add_argument("--context-chars", type=int, default=600)
     parser.add_argument(
         "--strong",
@@ -638,8 +704,10 @@ def main() -> None:
     args.name = args.name or ("quality_quick" if args.quick else "quality")
     if args.quick:
         args.seeds, args.n_report, args.n_sft, args.n_collect = 1, 30, 32, 12
-        args.rounds, args.sft_epochs, args.context_chars, args.weak_tokens = 1, 1.0, 300, 32
+        args.rounds, args.sft_epochs, args.context_chars = 1, 1.0, 300
         args.on = "dev"
+    if args.weak_tokens is None:  # rationales need room before the final 'Answer:' line
+        args.weak_tokens = (32 if args.quick else 48) * (1 if args.sft_target == "label" else 3)
         if args.tasks == parser.get_default("tasks"):
             args.tasks = "ethics,pubmedqa"  # CRASS is evaluation-only: it has no dev slice
     loaders = {

@@ -127,3 +127,26 @@ def test_draft_content_separates_label_from_wording() -> None:
     counts = draft_content([same_label], ("yes", "no"))
     assert counts["scored_apart_pairs"] == 1 and counts.get("apart_pairs_differ_in_label", 0) == 0
     assert counts["strong_repeats_draft_label"] == 1 and counts["right_draft_alone_wrong_rescued"] == 1
+
+
+def test_rationale_target_teaches_the_weak_model_reasoning_and_leaves_the_strong_prompt_alone() -> None:
+    from benchmarks.quality import sft_answer, task_prompts
+    from cowest_graph.data import Example
+
+    task = Task("t", ("yes", "no"), [], [], "End with 'Answer: yes' or 'Answer: no'.")
+    task.train = [
+        Example(str(i), f"q{i}", "yes" if i % 2 else "no", meta={"rationale": f"finding {i}."})
+        for i in range(10)
+    ]
+    labels_only, rationales = (
+        task_prompts(task, 2, seed=0),
+        task_prompts(task, 2, seed=0, weak_target="rationale"),
+    )
+    assert rationales.strong_system == labels_only.strong_system, "strong alone must not change"
+    assert "finding" in rationales.weak_system and "finding" not in labels_only.weak_system
+    assert "finding" not in rationales.strong_system
+    assert sft_answer(task.train[3], "rationale") == "finding 3.\nAnswer: yes"
+    with pytest.raises(ValueError, match="'x' has no rationale"):
+        sft_answer(Example("x", "q", "yes"), "rationale")
+    with pytest.raises(ValueError, match="unknown SFT target 'cot'"):
+        sft_answer(task.train[0], "cot")
