@@ -706,10 +706,10 @@ def main() -> None:
         args.seeds, args.n_report, args.n_sft, args.n_collect = 1, 30, 32, 12
         args.rounds, args.sft_epochs, args.context_chars = 1, 1.0, 300
         args.on = "dev"
-    if args.weak_tokens is None:  # rationales need room before the final 'Answer:' line
-        args.weak_tokens = (32 if args.quick else 48) * (1 if args.sft_target == "label" else 3)
         if args.tasks == parser.get_default("tasks"):
             args.tasks = "ethics,pubmedqa"  # CRASS is evaluation-only: it has no dev slice
+    if args.weak_tokens is None:  # rationales need room before the final 'Answer:' line
+        args.weak_tokens = (32 if args.quick else 48) * (1 if args.sft_target == "label" else 3)
     loaders = {
         "ethics": load_ethics,
         "pubmedqa": lambda: load_pubmedqa(args.context_chars),
