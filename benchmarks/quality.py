@@ -626,7 +626,13 @@ def paired_markdown(extras: list[dict[str, Any]]) -> str:
     return "\n".join(out) + "\n"
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The run's settings, with `--quick`'s and the weak-token defaults filled in.
+
+    >>> a = parse_args(["--quick", "--sft-target", "rationale"])
+    >>> a.tasks, a.on, a.weak_tokens, parse_args([]).weak_tokens
+    ('ethics,pubmedqa', 'dev', 96, 48)
+    """
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -700,7 +706,7 @@ def main() -> None:
         default="",
         help="results file stem under benchmarks/results (default: quality, or quality_quick with --quick)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.name = args.name or ("quality_quick" if args.quick else "quality")
     if args.quick:
         args.seeds, args.n_report, args.n_sft, args.n_collect = 1, 30, 32, 12
@@ -710,6 +716,11 @@ def main() -> None:
             args.tasks = "ethics,pubmedqa"  # CRASS is evaluation-only: it has no dev slice
     if args.weak_tokens is None:  # rationales need room before the final 'Answer:' line
         args.weak_tokens = (32 if args.quick else 48) * (1 if args.sft_target == "label" else 3)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     loaders = {
         "ethics": load_ethics,
         "pubmedqa": lambda: load_pubmedqa(args.context_chars),
