@@ -88,7 +88,10 @@ def _examples(rows: list[tuple[str, str, str]], rationales: dict[str, str] | Non
     ]
 
 
-def load_ethics() -> Task:
+def load_ethics(rationales: dict[str, str] | None = None) -> Task:
+    """ETHICS commonsense; `rationales` (row id -> text, train side, from `benchmarks/rationales.py`)
+    are what `--sft-target rationale` trains on."""
+
     def read(name: str) -> list[tuple[str, str, str]]:
         with (SHARED / "ethics_commonsense" / name).open(newline="") as handle:
             rows = list(csv.DictReader(handle))
@@ -104,7 +107,7 @@ def load_ethics() -> Task:
     return Task(
         "ethics",
         ("acceptable", "unacceptable"),
-        _examples(read("cm_test_hard_short.csv")),
+        _examples(read("cm_test_hard_short.csv"), rationales),
         _examples(read("cm_test_short.csv")),
         "Is what the narrator did morally acceptable or unacceptable? End with 'Answer: acceptable' or "
         "'Answer: unacceptable'.",
@@ -428,6 +431,13 @@ async def run_task(
     trained = task.trainable
     if trained:
         adapters = work / f"{task.name}-s{seed}" / "adapters"
+        missing = [e.id for e in samples.sft if target == "rationale" and not e.meta.get("rationale")]
+        if missing:
+            raise SystemExit(
+                f"{len(missing)} of the {len(samples.sft)} {task.name} SFT rows of seed {seed} have no "
+                f"rationale (first: {missing[0]}); write them first: python -m benchmarks.rationales "
+                f"{task.name} --seeds {seed} --n-sft {args.n_sft}"
+            )
         sft_rows = [{"question": e.question, "answer": sft_answer(e, target)} for e in samples.sft]
         t0 = time.perf_counter()
         sft = train_sft(
@@ -720,9 +730,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main() -> None:
+    from benchmarks.rationales import rationale_path, read_rationales
+
     args = parse_args()
     loaders = {
-        "ethics": load_ethics,
+        "ethics": lambda: load_ethics(
+            read_rationales(rationale_path("ethics")) if args.sft_target == "rationale" else None
+        ),
         "pubmedqa": lambda: load_pubmedqa(args.context_chars),
         "crass": load_crass,
     }
