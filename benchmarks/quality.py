@@ -447,7 +447,10 @@ async def run_task(
             config=SFTTrainConfig(
                 num_train_epochs=args.sft_epochs,
                 learning_rate=1e-3,
-                per_device_train_batch_size=8,
+                # Batches of 8 (4 x 2 accumulated for rationales: batch 8 of 1,024 tokens took
+                # 13 GB, and the OOM killer, next to a running benchmark).
+                per_device_train_batch_size=8 if target == "label" else 4,
+                gradient_accumulation_steps=1 if target == "label" else 2,
                 max_length=max_length,
                 seed=seed,
                 disable_tqdm=True,
