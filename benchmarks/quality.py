@@ -192,12 +192,17 @@ def sft_answer(example: Any, target: str = "label") -> str:
     return f"{rationale}\nAnswer: {example.reference}"
 
 
+def shot_examples(task: Task, k: int, seed: int) -> list[Any]:
+    """The k worked examples of a seed, from the TRAIN side only (CRASS, eval-only, gets none)."""
+    return random.Random(seed).sample(task.train, k) if task.train and k else []
+
+
 def k_shot(task: Task, k: int, seed: int, target: str = "label") -> str:
-    """k worked examples from the TRAIN side only (CRASS, eval-only, gets none), each answered as
-    the weak model is trained to answer (`sft_answer`)."""
-    if not task.train or k == 0:
+    """The answer format and the k worked examples (`shot_examples`), each answered as the weak
+    model is trained to answer (`sft_answer`)."""
+    shots = shot_examples(task, k, seed)
+    if not shots:
         return task.answer_format
-    shots = random.Random(seed).sample(task.train, k)
     lines = [f"{s.question}\n{sft_answer(s, target)}" for s in shots]
     return task.answer_format + "\nExamples:\n" + "\n\n".join(lines)
 
@@ -383,6 +388,15 @@ async def run_task(
     )
     report = samples.report
     target = args.sft_target if task.trainable else "label"
+    if target == "rationale":  # the SFT rows and the weak model's shots are answered with one
+        needed = [*samples.sft, *shot_examples(task, args.shots, seed)]
+        missing = [e.id for e in needed if not e.meta.get("rationale")]
+        if missing:
+            raise SystemExit(
+                f"{len(missing)} of the {len(needed)} {task.name} SFT rows and shots of seed {seed} have "
+                f"no rationale (first: {missing[0]}); write them first: python -m benchmarks.rationales "
+                f"{task.name} --seeds {seed} --n-sft {args.n_sft} --shots {args.shots}"
+            )
     prompts = task_prompts(task, args.shots, seed, weak_target=target)
     # The conditions' names say what the weak model was trained to write, so runs that trained it
     # on rationales never average with runs that trained it on labels.
@@ -431,13 +445,6 @@ async def run_task(
     trained = task.trainable
     if trained:
         adapters = work / f"{task.name}-s{seed}" / "adapters"
-        missing = [e.id for e in samples.sft if target == "rationale" and not e.meta.get("rationale")]
-        if missing:
-            raise SystemExit(
-                f"{len(missing)} of the {len(samples.sft)} {task.name} SFT rows of seed {seed} have no "
-                f"rationale (first: {missing[0]}); write them first: python -m benchmarks.rationales "
-                f"{task.name} --seeds {seed} --n-sft {args.n_sft}"
-            )
         sft_rows = [{"question": e.question, "answer": sft_answer(e, target)} for e in samples.sft]
         t0 = time.perf_counter()
         sft = train_sft(

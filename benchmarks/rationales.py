@@ -1,6 +1,6 @@
 """Rationales for train-side rows whose data set has none (ETHICS), written by the strong model.
 
-    python -m benchmarks.rationales ethics --seeds 0,1 --n-sft 800     # the rows those seeds' SFT draws
+    python -m benchmarks.rationales ethics --seeds 0,1 --n-sft 800   # those seeds' SFT rows and shots
 
 Rationalisation, as in STaR: the strong model sees a train-side question *and its correct label*
 and writes one or two sentences of background and reasoning that lead to that label. The weak model
@@ -126,7 +126,7 @@ async def awrite_rationales(
 
 
 def main() -> None:
-    from benchmarks.quality import draw_samples, load_ethics, split_dev
+    from benchmarks.quality import draw_samples, load_ethics, shot_examples, split_dev
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -135,6 +135,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1", help="the quality seeds whose SFT rows get rationales")
     parser.add_argument("--n-sft", type=int, default=800)
     parser.add_argument("--n-dev", type=int, default=100)
+    parser.add_argument("--shots", type=int, default=2, help="the weak model's worked examples need one too")
     parser.add_argument("--strong", default="qwen")
     parser.add_argument("--max-tokens", type=int, default=64)
     args = parser.parse_args()
@@ -142,7 +143,8 @@ def main() -> None:
     task = split_dev(load_ethics(), args.n_dev)
     rows: dict[str, Any] = {}
     for seed in (int(s) for s in args.seeds.split(",")):
-        for e in draw_samples(task, seed, n_report=0, n_sft=args.n_sft, n_collect=0, rounds=0).sft:
+        sft = draw_samples(task, seed, n_report=0, n_sft=args.n_sft, n_collect=0, rounds=0).sft
+        for e in [*sft, *shot_examples(task, args.shots, seed)]:
             rows[e.id] = e
     from cowest_graph.models.strong import open_strong_model
 
