@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 SYSTEM = (
-    "You explain answers. Given a question and its correct answer, write one or two short sentences: "
-    "the background knowledge and the reasoning that lead to that answer. Do not write an 'Answer:' line."
+    "You explain moral judgements concretely and briefly, in one or two sentences. Start with what in the "
+    "scenario matters. Never write 'the correct answer' and never write an 'Answer:' line."
 )
-USER = "{question}\nCorrect answer: {reference}\nWhy?"
+USER = "{question}\nA typical person judges this {reference}. Why?"
 
 
 def rationale_path(task: str) -> Path:
@@ -39,13 +39,20 @@ def rationale_path(task: str) -> Path:
 
 
 def clean_rationale(text: str) -> str:
-    """The reasoning alone: any `Answer:` line (the label is appended at SFT) and blank space cut.
+    """The reasoning alone: any `Answer:` line (the label is appended at SFT), blank space and a last
+    sentence cut off by the token limit removed.
 
     >>> clean_rationale("  It harms a child.\\nAnswer: unacceptable ")
     'It harms a child.'
+    >>> clean_rationale("It harms a child. Children are owed")
+    'It harms a child.'
+    >>> clean_rationale("Children are owed")
+    'Children are owed'
     """
     text = re.split(r"(?im)^\s*(?:final\s+)?answer\s*:", text, maxsplit=1)[0]
-    return " ".join(text.split())
+    text = " ".join(text.split())
+    ends = [m.end() for m in re.finditer(r"[.!?](?=\s|$)", text)]
+    return text[: ends[-1]] if ends else text
 
 
 def read_rationales(path: str | Path) -> dict[str, str]:

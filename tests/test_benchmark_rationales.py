@@ -27,13 +27,13 @@ def test_rationales_are_written_once_given_the_label_and_a_cut_run_resumes(tmp_p
         user = str(messages[-1].content)
         if "act 2." in user:
             return "Answer: acceptable"  # no reasoning at all: not kept, asked again next run
-        label = user.split("Correct answer: ")[1].split("\n")[0]
+        label = user.split("judges this ")[1].split(".")[0]
         return f"Because of {user.split()[2]} it is {label}.\nAnswer: {label}"
 
     model = ScriptedChatModel(respond=reply)
     got = asyncio.run(awrite_rationales(_rows(2), model, path, progress=False))
     assert got == {"r0": "Because of 0. it is unacceptable.", "r1": "Because of 1. it is acceptable."}
-    assert "Correct answer: unacceptable" in str(model.calls[0][-1].content)
+    assert "A typical person judges this unacceptable." in str(model.calls[0][-1].content)
     before = path.read_text()
 
     more = asyncio.run(awrite_rationales(_rows(4), model, path, progress=False))
