@@ -40,6 +40,7 @@ import re
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -353,11 +354,18 @@ def draft_influence(weak: Any, alone: Any, cowest: Any) -> dict[str, Any]:
 
 
 async def run_task(
-    task: Task, args: argparse.Namespace, seed: int, work: Path, served_strong: Any = None
+    task: Task,
+    args: argparse.Namespace,
+    seed: int,
+    work: Path,
+    served_strong: Any = None,
+    on_condition: Callable[[list[dict[str, Any]], dict[str, Any]], None] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One (task, seed) run; `served_strong` is the strong server (None: the 135M stand-in).
 
-    Returns the condition rows and the run's extras (paired differences, draft influence, pairs)."""
+    Returns the condition rows and the run's extras (paired differences, draft influence, pairs).
+    `on_condition(rows, extras)` is called after each condition with the rows so far and the extras
+    marked `"partial": True`, so a caller can save them before the (task, seed) run ends."""
     from benchmarks.label_choice import ConfidenceLabelModel
     from cowest_graph import create_cowest_graph
     from cowest_graph.collect import acollect
@@ -422,6 +430,8 @@ async def run_task(
             f"unparseable {r.unparseable_rate:.1%} wall {r.wall_s:.0f} s",
             flush=True,
         )
+        if on_condition is not None:
+            on_condition(list(results), {**extras, "partial": True})
 
     async def evaluate(name: str, weak: Any, *, weak_alone: str | None = None) -> Any:
         graph = create_cowest_graph(weak, strong, scorer=label_match(task.labels), prompts=prompts).compile()
@@ -764,6 +774,11 @@ def main() -> None:
 
     async def run_all(served_strong: Any) -> None:
         nonlocal rows, extras
+
+        def save_so_far(got: list[dict[str, Any]], extra: dict[str, Any]) -> None:
+            # A (task, seed) run can take hours: a cut one keeps the conditions it finished.
+            write_results([*rows, *got], [*extras, extra], commands, args, start, quiet=True)
+
         for name in args.tasks.split(","):
             task = split_dev(loaders[name](), args.n_dev)
             seeds = range(args.first_seed, args.first_seed + (args.seeds if task.trainable else 1))
@@ -772,7 +787,7 @@ def main() -> None:
                 rows = [r for r in rows if (r["task"], r["seed"]) != (name, seed)]
                 extras = [e for e in extras if (e["task"], e["seed"]) != (name, seed)]
                 print(f"{name}: seed {seed}", flush=True)
-                got, extra = await run_task(task, args, seed, work, served_strong)
+                got, extra = await run_task(task, args, seed, work, served_strong, save_so_far)
                 rows.extend(got)
                 extras.append(extra)
                 write_results(rows, extras, commands, args, start)
@@ -798,13 +813,17 @@ def write_results(
     commands: list[dict[str, Any]],
     args: argparse.Namespace,
     start: float,
+    *,
+    quiet: bool = False,
 ) -> None:
-    """Write JSON, Markdown and PNG for the rows so far (called after every (task, seed) run, so a
-    long run that is cut short keeps what it finished). `commands` are the earlier invocations whose rows
-    `--append` kept; this one is added with its settings and wall time so far."""
+    """Write JSON, Markdown and PNG for the rows so far (called after every condition and every
+    (task, seed) run, so a long run that is cut short keeps what it finished; a (task, seed) run not
+    yet finished has `"partial": true` in its extras). `commands` are the earlier invocations whose rows
+    `--append` kept; this one is added with its settings and wall time so far. `quiet`: no table printed."""
     summary = summarise(rows)
     table = markdown(summary) + paired_markdown(extras)
-    print(table)
+    if not quiet:
+        print(table)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.name}.md").write_text(table)
     path = save(

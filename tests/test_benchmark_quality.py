@@ -150,3 +150,40 @@ def test_rationale_target_teaches_the_weak_model_reasoning_and_leaves_the_strong
         sft_answer(Example("x", "q", "yes"), "rationale")
     with pytest.raises(ValueError, match="unknown SFT target 'cot'"):
         sft_answer(task.train[0], "cot")
+
+
+def test_a_task_run_hands_over_each_condition_as_it_finishes(tmp_path, monkeypatch) -> None:
+    """A (task, seed) run can take hours: each finished condition is passed on (and written) at once,
+    marked partial, so a cut run keeps it. Real weak model (SmolLM2), scripted strong model."""
+    import asyncio
+    import json
+
+    import benchmarks.common as common
+    import benchmarks.quality as quality
+    from cowest_graph.data import Example
+    from cowest_graph.testing import ScriptedChatModel
+
+    rows = [Example(f"q{i}", f"Scenario: I did thing {i}.", "ab"[i % 2]) for i in range(8)]
+    task = Task("t", ("a", "b"), rows[:4], rows[4:], "Answer with a or b.", trainable=False)
+    args = quality.parse_args(["--strong", "standin", "--shots", "1", "--weak-tokens", "4"])
+    strong = ScriptedChatModel(respond=lambda m: "Answer: a")
+    seen: list[tuple[list[str], bool]] = []
+
+    def on_condition(got: list, extra: dict) -> None:
+        seen.append(([r["name"] for r in got], extra["partial"]))
+
+    got, extra = asyncio.run(quality.run_task(task, args, 0, tmp_path, strong, on_condition))
+    assert [r["name"] for r in got] == ["strong alone", "weak alone", "CoWest"]
+    assert seen == [
+        (["strong alone"], True),
+        (["strong alone", "weak alone"], True),
+        (["strong alone", "weak alone", "CoWest"], True),
+    ]
+    assert got[0]["accuracy"] == 0.5 and "partial" not in extra  # "a" is right on q4 and q6 only
+
+    monkeypatch.setattr(quality, "RESULTS", tmp_path)
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    quality.write_results(got[:1], [{"task": "t", "seed": 0, "partial": True}], [], args, 0.0, quiet=True)
+    saved = json.loads((tmp_path / f"{args.name}.json").read_text())
+    assert [r["condition"] for r in saved["summary"]] == ["strong alone"]
+    assert saved["run_extras"][0]["partial"] is True
