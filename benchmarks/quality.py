@@ -409,6 +409,10 @@ async def run_task(
     # The conditions' names say what the weak model was trained to write, so runs that trained it
     # on rationales never average with runs that trained it on labels.
     sft_tag = "SFT" if target == "label" else "SFT with rationales"
+    trained = task.trainable
+    suffix = f" ({sft_tag} weak)" if trained else ""
+    weak_name = f"weak alone ({sft_tag})" if trained else "weak alone"
+    method = aligned_method(args.nll_weight) + ("" if target == "label" else ", SFT with rationales")
     # A label fits in 512 tokens with PubMedQA's shots; a rationale (and its shots) does not, and
     # TRL cuts the end off, which is where the label is.
     max_length = 512 if target == "label" else 1024
@@ -430,8 +434,22 @@ async def run_task(
             f"unparseable {r.unparseable_rate:.1%} wall {r.wall_s:.0f} s",
             flush=True,
         )
+        checkpoint()
+
+    def paired() -> list[dict[str, Any]]:
+        """The paired differences of the conditions finished so far."""
+        wanted = [
+            ("strong alone", f"CoWest{suffix}"),
+            (weak_name, f"CoWest{suffix}"),
+            (f"CoWest{suffix}", f"CoWest aligned ({method} round 1)"),
+            (f"CoWest aligned ({method} round 1)", f"CoWest aligned ({method} round 2)"),
+            ("strong alone", next((n for n in done if n.startswith("SuperICL")), "")),
+        ]
+        return [paired_difference(done[a], done[b]) for a, b in wanted if a in done and b in done]
+
+    def checkpoint() -> None:
         if on_condition is not None:
-            on_condition(list(results), {**extras, "partial": True})
+            on_condition(list(results), {**extras, "paired": paired(), "partial": True})
 
     async def evaluate(name: str, weak: Any, *, weak_alone: str | None = None) -> Any:
         graph = create_cowest_graph(weak, strong, scorer=label_match(task.labels), prompts=prompts).compile()
@@ -452,45 +470,46 @@ async def run_task(
         concurrency=4,
     )
     record(alone)
-    trained = task.trainable
     if trained:
         adapters = work / f"{task.name}-s{seed}" / "adapters"
         sft_rows = [{"question": e.question, "answer": sft_answer(e, target)} for e in samples.sft]
         t0 = time.perf_counter()
-        sft = train_sft(
-            sft_rows,
-            output_dir=adapters,
-            prompts=prompts,
-            config=SFTTrainConfig(
-                num_train_epochs=args.sft_epochs,
-                learning_rate=1e-3,
-                # Batches of 8 (4 x 2 accumulated for rationales: batch 8 of 1,024 tokens took
-                # 13 GB, and the OOM killer, next to a running benchmark).
-                per_device_train_batch_size=8 if target == "label" else 4,
-                gradient_accumulation_steps=1 if target == "label" else 2,
-                max_length=max_length,
-                seed=seed,
-                disable_tqdm=True,
-                lora=LoraSettings(r=16, alpha=32),
-            ),
-        )
+        if args.sft_adapter:  # an earlier run's SFT adapter for this (task, seed): not trained again
+            sft_dir = Path(args.sft_adapter)
+            if not (sft_dir / "adapter_config.json").exists():
+                raise SystemExit(f"--sft-adapter {sft_dir}: no adapter there (no adapter_config.json)")
+        else:
+            sft_dir = train_sft(
+                sft_rows,
+                output_dir=adapters,
+                prompts=prompts,
+                config=SFTTrainConfig(
+                    num_train_epochs=args.sft_epochs,
+                    learning_rate=1e-3,
+                    # Batches of 8 (4 x 2 accumulated for rationales: batch 8 of 1,024 tokens took
+                    # 13 GB, and the OOM killer, next to a running benchmark).
+                    per_device_train_batch_size=8 if target == "label" else 4,
+                    gradient_accumulation_steps=1 if target == "label" else 2,
+                    max_length=max_length,
+                    seed=seed,
+                    disable_tqdm=True,
+                    lora=LoraSettings(r=16, alpha=32),
+                ),
+            ).adapter_dir
         extras["sft"] = {
             "rows": len(sft_rows),
             "epochs": args.sft_epochs,
             "target": target,
-            "wall_s": time.perf_counter() - t0,
+            "wall_s": None if args.sft_adapter else time.perf_counter() - t0,
+            **({"reused_adapter": str(sft_dir)} if args.sft_adapter else {}),
         }
-        print(
-            f"  {task.name} seed {seed} SFT on {len(sft_rows)} rows: {extras['sft']['wall_s']:.0f} s",
-            flush=True,
-        )
-    adapter = sft.adapter_dir if trained else None
-    suffix = f" ({sft_tag} weak)" if trained else ""
+        print(f"  {task.name} seed {seed} SFT on {len(sft_rows)} rows: {extras['sft']}", flush=True)
+    adapter = sft_dir if trained else None
     weak = load_weak_model(adapter=adapter, max_new_tokens=args.weak_tokens, temperature=0.0)
-    weak_name = f"weak alone ({sft_tag})" if trained else "weak alone"
     cowest = await evaluate(f"CoWest{suffix}", weak, weak_alone=weak_name)
     weak_alone = done[weak_name]
     extras["draft_influence"] = draft_influence(weak_alone, alone, cowest)
+    checkpoint()
     if args.supericl:
         hf = load_hf_weak_model(adapter=adapter, temperature=0.0)
         plug_in = await evaluate(
@@ -513,9 +532,8 @@ async def run_task(
         )
 
     rounds: list[dict[str, Any]] = []
-    method = aligned_method(args.nll_weight) + ("" if target == "label" else ", SFT with rationales")
     if trained:
-        parent, store_url = sft.adapter_dir, f"sqlite:///{work / f'{task.name}-s{seed}' / 'traces.db'}"
+        parent, store_url = sft_dir, f"sqlite:///{work / f'{task.name}-s{seed}' / 'traces.db'}"
         for round_ in range(1, args.rounds + 1):
             t0 = time.perf_counter()
             drafter = load_weak_model(
@@ -573,15 +591,7 @@ async def run_task(
             results[-1]["pairs"] = pairs.report.pairs
     extras["rounds"] = rounds
 
-    names = list(done)
-    wanted = [
-        ("strong alone", f"CoWest{suffix}"),
-        (weak_alone.name, f"CoWest{suffix}"),
-        (f"CoWest{suffix}", f"CoWest aligned ({method} round 1)"),
-        (f"CoWest aligned ({method} round 1)", f"CoWest aligned ({method} round 2)"),
-        ("strong alone", next((n for n in names if n.startswith("SuperICL")), "")),
-    ]
-    extras["paired"] = [paired_difference(done[a], done[b]) for a, b in wanted if a in done and b in done]
+    extras["paired"] = paired()
     return results, extras
 
 
@@ -686,6 +696,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-sft", type=int, default=800)
     parser.add_argument("--n-collect", type=int, default=200)
     parser.add_argument("--sft-epochs", type=float, default=1.0)
+    parser.add_argument(
+        "--sft-adapter",
+        default=None,
+        help="reuse an earlier run's SFT adapter (same task, seed and SFT settings): no training",
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--shots", type=int, default=2)

@@ -167,19 +167,27 @@ def test_a_task_run_hands_over_each_condition_as_it_finishes(tmp_path, monkeypat
     task = Task("t", ("a", "b"), rows[:4], rows[4:], "Answer with a or b.", trainable=False)
     args = quality.parse_args(["--strong", "standin", "--shots", "1", "--weak-tokens", "4"])
     strong = ScriptedChatModel(respond=lambda m: "Answer: a")
-    seen: list[tuple[list[str], bool]] = []
+    seen: list[tuple[list[str], dict]] = []
 
     def on_condition(got: list, extra: dict) -> None:
-        seen.append(([r["name"] for r in got], extra["partial"]))
+        seen.append(([r["name"] for r in got], extra))
 
     got, extra = asyncio.run(quality.run_task(task, args, 0, tmp_path, strong, on_condition))
     assert [r["name"] for r in got] == ["strong alone", "weak alone", "CoWest"]
-    assert seen == [
-        (["strong alone"], True),
-        (["strong alone", "weak alone"], True),
-        (["strong alone", "weak alone", "CoWest"], True),
+    assert [names for names, _ in seen] == [
+        ["strong alone"],
+        ["strong alone", "weak alone"],
+        ["strong alone", "weak alone", "CoWest"],
+        ["strong alone", "weak alone", "CoWest"],  # again once the draft influence is known
     ]
-    assert got[0]["accuracy"] == 0.5 and "partial" not in extra  # "a" is right on q4 and q6 only
+    assert all(e["partial"] for _, e in seen) and "partial" not in extra
+    assert "draft_influence" not in seen[2][1] and seen[3][1]["draft_influence"] == extra["draft_influence"]
+    assert [(p["first"], p["second"]) for p in seen[3][1]["paired"]] == [
+        ("strong alone", "CoWest"),
+        ("weak alone", "CoWest"),
+    ]
+    assert seen[3][1]["paired"] == extra["paired"]
+    assert got[0]["accuracy"] == 0.5  # "a" is right on q4 and q6 only
 
     monkeypatch.setattr(quality, "RESULTS", tmp_path)
     monkeypatch.setattr(common, "RESULTS", tmp_path)
@@ -187,3 +195,21 @@ def test_a_task_run_hands_over_each_condition_as_it_finishes(tmp_path, monkeypat
     saved = json.loads((tmp_path / f"{args.name}.json").read_text())
     assert [r["condition"] for r in saved["summary"]] == ["strong alone"]
     assert saved["run_extras"][0]["partial"] is True
+
+
+def test_a_reused_sft_adapter_that_is_not_there_is_named(tmp_path) -> None:
+    import asyncio
+
+    import benchmarks.quality as quality
+    from cowest_graph.data import Example
+    from cowest_graph.testing import ScriptedChatModel
+
+    rows = [Example(f"q{i}", f"Scenario: I did thing {i}.", "ab"[i % 2]) for i in range(8)]
+    task = Task("t", ("a", "b"), rows[:4], rows[4:], "Answer with a or b.")
+    missing = tmp_path / "no-adapter"
+    args = quality.parse_args(
+        ["--strong", "standin", "--shots", "1", "--n-sft", "2", "--sft-adapter", str(missing)]
+    )
+    strong = ScriptedChatModel(respond=lambda m: "Answer: a")
+    with pytest.raises(SystemExit, match=f"--sft-adapter {missing}: no adapter there"):
+        asyncio.run(quality.run_task(task, args, 0, tmp_path, strong))
