@@ -16,7 +16,8 @@ weak model's own label choice. The graph never sees the reference at evaluation;
 inference. Besides each bootstrap interval, every (task, seed) run reports paired differences on
 its rows (bootstrap interval and McNemar's exact test) and how CoWest used the drafts.
 `--sft-target rationale` trains the weak model to write the data set's own rationale before the
-label (PubMedQA: the abstract's conclusion, train side only), so its drafts carry background and
+label (PubMedQA: the abstract's conclusion, train side only; ETHICS: one the strong model wrote
+given the label, `benchmarks/rationales.py`), so its drafts carry background and
 reasoning, not only a label; those conditions are named "... SFT with rationales ...".
 
 The strong model: `--strong qwen` serves Qwen2.5-Coder-1.5B-Instruct with llama.cpp's OpenAI server
@@ -26,7 +27,10 @@ k-shot examples sit at the end of the system prompts so llama.cpp reuses their K
 calls. `--strong standin` is the general SmolLM2-135M-Instruct answering by constrained label
 choice (`benchmarks/label_choice.py`); its figures are kept as `quality_standin.*`.
 
-Writes benchmarks/results/quality.json, quality.md and quality.png (another stem with --name).
+Writes benchmarks/results/quality.json, quality.md and quality.png (another stem with --name),
+after every finished condition (an unfinished (task, seed) run is marked `"partial": true`), so a
+run cut after hours keeps what it measured. `--sft-adapter DIR` reuses an earlier run's SFT adapter
+for the same (task, seed) instead of training it again.
 """
 
 from __future__ import annotations
