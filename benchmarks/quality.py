@@ -763,6 +763,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.on = "dev"
         if args.tasks == parser.get_default("tasks"):
             args.tasks = "ethics,pubmedqa"  # CRASS is evaluation-only: it has no dev slice
+    trained_tasks = [t for t in args.tasks.split(",") if t != "crass"]  # CRASS trains nothing
+    if args.sft_adapter and (args.seeds != 1 or len(trained_tasks) != 1):
+        parser.error(
+            f"--sft-adapter is one (task, seed)'s adapter: give one trained task and --seeds 1 "
+            f"(got --tasks {args.tasks} --seeds {args.seeds})"
+        )
     if args.weak_tokens is None:  # rationales need room before the final 'Answer:' line
         args.weak_tokens = (32 if args.quick else 48) * (1 if args.sft_target == "label" else 3)
     return args

@@ -152,6 +152,13 @@ def test_rationale_target_teaches_the_weak_model_reasoning_and_leaves_the_strong
         sft_answer(task.train[0], "cot")
 
 
+def _tiny_task(*, trainable: bool) -> Task:
+    from cowest_graph.data import Example
+
+    rows = [Example(f"q{i}", f"Scenario: I did thing {i}.", "ab"[i % 2]) for i in range(8)]
+    return Task("t", ("a", "b"), rows[:4], rows[4:], "Answer with a or b.", trainable=trainable)
+
+
 def test_a_task_run_hands_over_each_condition_as_it_finishes(tmp_path, monkeypatch) -> None:
     """A (task, seed) run can take hours: each finished condition is passed on (and written) at once,
     marked partial, so a cut run keeps it. Real weak model (SmolLM2), scripted strong model."""
@@ -160,11 +167,9 @@ def test_a_task_run_hands_over_each_condition_as_it_finishes(tmp_path, monkeypat
 
     import benchmarks.common as common
     import benchmarks.quality as quality
-    from cowest_graph.data import Example
     from cowest_graph.testing import ScriptedChatModel
 
-    rows = [Example(f"q{i}", f"Scenario: I did thing {i}.", "ab"[i % 2]) for i in range(8)]
-    task = Task("t", ("a", "b"), rows[:4], rows[4:], "Answer with a or b.", trainable=False)
+    task = _tiny_task(trainable=False)
     args = quality.parse_args(["--strong", "standin", "--shots", "1", "--weak-tokens", "4"])
     strong = ScriptedChatModel(respond=lambda m: "Answer: a")
     seen: list[tuple[list[str], dict]] = []
@@ -201,15 +206,19 @@ def test_a_reused_sft_adapter_that_is_not_there_is_named(tmp_path) -> None:
     import asyncio
 
     import benchmarks.quality as quality
-    from cowest_graph.data import Example
     from cowest_graph.testing import ScriptedChatModel
 
-    rows = [Example(f"q{i}", f"Scenario: I did thing {i}.", "ab"[i % 2]) for i in range(8)]
-    task = Task("t", ("a", "b"), rows[:4], rows[4:], "Answer with a or b.")
+    task = _tiny_task(trainable=True)
     missing = tmp_path / "no-adapter"
-    args = quality.parse_args(
-        ["--strong", "standin", "--shots", "1", "--n-sft", "2", "--sft-adapter", str(missing)]
-    )
+    settings = "--strong standin --shots 1 --n-sft 2 --tasks ethics --seeds 1".split()
+    args = quality.parse_args([*settings, "--sft-adapter", str(missing)])
     strong = ScriptedChatModel(respond=lambda m: "Answer: a")
     with pytest.raises(SystemExit, match=f"--sft-adapter {missing}: no adapter there"):
         asyncio.run(quality.run_task(task, args, 0, tmp_path, strong))
+    for several in (["--seeds", "2"], ["--tasks", "ethics,pubmedqa", "--seeds", "1"]):
+        with pytest.raises(SystemExit):  # one adapter cannot stand for several (task, seed) runs
+            quality.parse_args(["--sft-adapter", str(missing), *several])
+    assert (
+        quality.parse_args(["--sft-adapter", "x", "--tasks", "crass,ethics", "--seeds", "1"]).sft_adapter
+        == "x"
+    )
