@@ -29,8 +29,11 @@ choice (`benchmarks/label_choice.py`); its figures are kept as `quality_standin.
 
 Writes benchmarks/results/quality.json, quality.md and quality.png (another stem with --name),
 after every finished condition (an unfinished (task, seed) run is marked `"partial": true`), so a
-run cut after hours keeps what it measured. `--sft-adapter DIR` reuses an earlier run's SFT adapter
-for the same (task, seed) instead of training it again.
+run cut after hours keeps what it measured. Each (task, seed) run also keeps, in its work folder
+(printed at the start), every finished condition with its per-question outcomes, the SFT adapter and
+each DPO round (`benchmarks/resume.py`): the same command with `--work DIR` goes on where a cut run
+stopped, and with more `--rounds` adds rounds to a finished one. `--sft-adapter DIR` reuses an
+earlier run's SFT adapter for the same (task, seed) instead of training it again.
 """
 
 from __future__ import annotations
@@ -168,6 +171,42 @@ STRONG_NAMES = {
     "qwen/label": "Qwen2.5-Coder-1.5B-Instruct Q4_K_M on llama.cpp's OpenAI-compatible server, "
     "constrained decoding (a GBNF grammar admits only 'Answer: <label>')",
 }
+
+
+# The settings a (task, seed) run's figures depend on: a work folder goes on only under the same ones
+# (more --rounds, --supericl, another --name or --append do not change what was measured).
+RUN_SETTINGS = (
+    "on",
+    "n_dev",
+    "n_sft",
+    "n_collect",
+    "sft_epochs",
+    "sft_target",
+    "k",
+    "shots",
+    "weak_tokens",
+    "context_chars",
+    "strong",
+    "strong_answer",
+    "strong_tokens",
+    "draft_temperature",
+    "min_margin",
+    "dpo_lr",
+    "nll_weight",
+)
+
+
+KEPT = " (kept from an earlier run of this work folder)"
+
+
+def run_settings(args: argparse.Namespace, n_report: int) -> dict[str, Any]:
+    """What a (task, seed) run's work folder must agree on to be gone on with.
+
+    >>> settings = run_settings(parse_args(["--n-sft", "400"]), 500)
+    >>> settings["n_sft"], settings["n_report"]
+    (400, 500)
+    """
+    return {**{key: getattr(args, key) for key in RUN_SETTINGS}, "n_report": n_report}
 
 
 def strong_name(args: argparse.Namespace) -> str:
@@ -371,6 +410,7 @@ async def run_task(
     `on_condition(rows, extras)` is called after each condition with the rows so far and the extras
     marked `"partial": True`, so a caller can save them before the (task, seed) run ends."""
     from benchmarks.label_choice import ConfidenceLabelModel
+    from benchmarks.resume import RunFolder
     from cowest_graph import create_cowest_graph
     from cowest_graph.collect import acollect
     from cowest_graph.critique import label_match
@@ -425,8 +465,12 @@ async def run_task(
     results: list[dict[str, Any]] = []
     done: dict[str, Any] = {}  # condition name -> ConditionResult (per-question outcomes)
     extras: dict[str, Any] = {"task": task.name, "seed": seed, "strong_model": strong_name(args)}
+    # What this (task, seed) run finished, kept so that a cut run goes on where it stopped.
+    folder = RunFolder(work / f"{task.name}-s{seed}", run_settings(args, int(n_report)))
 
-    def record(r: Any) -> None:
+    def record(r: Any, *, kept: bool = False) -> None:
+        if not kept:
+            folder.save_condition(r)
         done[r.name] = r
         row = {"task": task.name, "seed": seed, "strong_model": strong_name(args), **r.summary()}
         if row["wall_s"] != row["wall_s"]:  # NaN: derived from another condition's drafts, not timed
@@ -435,7 +479,7 @@ async def run_task(
         results.append(row)
         print(
             f"  {task.name} seed {seed} {r.name}: acc {r.accuracy:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] "
-            f"unparseable {r.unparseable_rate:.1%} wall {r.wall_s:.0f} s",
+            f"unparseable {r.unparseable_rate:.1%} wall {r.wall_s:.0f} s{KEPT if kept else ''}",
             flush=True,
         )
         checkpoint()
@@ -456,6 +500,12 @@ async def run_task(
             on_condition(list(results), {**extras, "paired": paired(), "partial": True})
 
     async def evaluate(name: str, weak: Any, *, weak_alone: str | None = None) -> Any:
+        before = folder.condition(name)
+        if before is not None and (weak_alone is None or folder.condition(weak_alone) is not None):
+            if weak_alone:
+                record(folder.condition(weak_alone), kept=True)
+            record(before, kept=True)
+            return before
         graph = create_cowest_graph(weak, strong, scorer=label_match(task.labels), prompts=prompts).compile()
         r = await evaluate_graph(name, graph, report, judge=judge, labels=task.labels, concurrency=4)
         if weak_alone:  # one greedy draft per question: exactly the weak model's own answer
@@ -463,22 +513,29 @@ async def run_task(
         record(r)
         return r
 
-    alone = await evaluate_model_alone(
-        "strong alone",
-        strong,
-        report,
-        judge=judge,
-        labels=task.labels,
-        prompts=prompts,
-        counts_as_strong=True,
-        concurrency=4,
-    )
-    record(alone)
+    alone = folder.condition("strong alone")
+    if alone is not None:
+        record(alone, kept=True)
+    else:
+        alone = await evaluate_model_alone(
+            "strong alone",
+            strong,
+            report,
+            judge=judge,
+            labels=task.labels,
+            prompts=prompts,
+            counts_as_strong=True,
+            concurrency=4,
+        )
+        record(alone)
     if trained:
-        adapters = work / f"{task.name}-s{seed}" / "adapters"
+        adapters = folder.path / "adapters"
         sft_rows = [{"question": e.question, "answer": sft_answer(e, target)} for e in samples.sft]
         t0 = time.perf_counter()
-        if args.sft_adapter:  # an earlier run's SFT adapter for this (task, seed): not trained again
+        sft_before = folder.step("sft")
+        if sft_before is not None:  # trained by an earlier, cut run of this folder
+            sft_dir = Path(sft_before["adapter"])
+        elif args.sft_adapter:  # an earlier run's SFT adapter for this (task, seed): not trained again
             sft_dir = Path(args.sft_adapter)
             if not (sft_dir / "adapter_config.json").exists():
                 raise SystemExit(f"--sft-adapter {sft_dir}: no adapter there (no adapter_config.json)")
@@ -500,13 +557,17 @@ async def run_task(
                     lora=LoraSettings(r=16, alpha=32),
                 ),
             ).adapter_dir
-        extras["sft"] = {
-            "rows": len(sft_rows),
-            "epochs": args.sft_epochs,
-            "target": target,
-            "wall_s": None if args.sft_adapter else time.perf_counter() - t0,
-            **({"reused_adapter": str(sft_dir)} if args.sft_adapter else {}),
-        }
+        if sft_before is not None:
+            extras["sft"] = sft_before["extras"]
+        else:
+            extras["sft"] = {
+                "rows": len(sft_rows),
+                "epochs": args.sft_epochs,
+                "target": target,
+                "wall_s": None if args.sft_adapter else time.perf_counter() - t0,
+                **({"reused_adapter": str(sft_dir)} if args.sft_adapter else {}),
+            }
+            folder.save_step("sft", {"adapter": str(sft_dir), "extras": extras["sft"]})
         print(f"  {task.name} seed {seed} SFT on {len(sft_rows)} rows: {extras['sft']}", flush=True)
     adapter = sft_dir if trained else None
     weak = load_weak_model(adapter=adapter, max_new_tokens=args.weak_tokens, temperature=0.0)
@@ -537,62 +598,77 @@ async def run_task(
 
     rounds: list[dict[str, Any]] = []
     if trained:
-        parent, store_url = sft_dir, f"sqlite:///{work / f'{task.name}-s{seed}' / 'traces.db'}"
+        parent = sft_dir
         for round_ in range(1, args.rounds + 1):
-            t0 = time.perf_counter()
-            drafter = load_weak_model(
-                adapter=parent, max_new_tokens=args.weak_tokens, temperature=args.draft_temperature
-            )
-            graph = create_cowest_graph(
-                drafter,
-                strong,
-                scorer=label_match(task.labels),
-                prompts=prompts,
-                num_drafts=args.k,
-                measure_influence=True,
-            ).compile()
-            tracer = CowestTracer(store_url)
-            questions = samples.collect[round_ - 1]  # its own train-side questions
-            await acollect(graph, questions, tracer, concurrency=4, resume=False, progress=False)
-            collect_s = time.perf_counter() - t0
-            try:
-                pairs = build_preference_pairs(
-                    tracer.store,
-                    min_margin=args.min_margin,
-                    eval_fraction=0.0,
-                    flt=RunFilter(adapter_version=drafter.adapter_version),
+            before = folder.step(f"round-{round_}")
+            if before is not None:  # collected and trained by an earlier, cut run of this folder
+                done_round, parent = before["record"], Path(before["adapter"])
+            else:
+                # Each round has its own trace store: a cut collection goes on with the questions
+                # it has not traced yet (rounds may draw the same question).
+                tracer = CowestTracer(f"sqlite:///{folder.path / f'traces-round{round_}.db'}")
+                t0 = time.perf_counter()
+                drafter = load_weak_model(
+                    adapter=parent, max_new_tokens=args.weak_tokens, temperature=args.draft_temperature
                 )
-            except ValueError as exc:
-                print(f"  {task.name} round {round_}: {exc}", flush=True)
-                rounds.append({"round": round_, "questions": len(questions), "pairs": 0, "error": str(exc)})
-                break
-            t1 = time.perf_counter()
-            dpo = train_dpo(
-                pairs,
-                output_dir=adapters,
-                adapter=parent,
-                config=dpo_step(
-                    learning_rate=args.dpo_lr, nll_weight=args.nll_weight, seed=seed, max_length=max_length
-                ),
-            )
-            rounds.append(
-                {
+                graph = create_cowest_graph(
+                    drafter,
+                    strong,
+                    scorer=label_match(task.labels),
+                    prompts=prompts,
+                    num_drafts=args.k,
+                    measure_influence=True,
+                ).compile()
+                questions = samples.collect[round_ - 1]  # its own train-side questions
+                collected = await acollect(graph, questions, tracer, concurrency=4, progress=False)
+                collect_s = time.perf_counter() - t0
+                try:
+                    pairs = build_preference_pairs(
+                        tracer.store,
+                        min_margin=args.min_margin,
+                        eval_fraction=0.0,
+                        flt=RunFilter(adapter_version=drafter.adapter_version),
+                    )
+                except ValueError as exc:
+                    print(f"  {task.name} round {round_}: {exc}", flush=True)
+                    rounds.append(
+                        {"round": round_, "questions": len(questions), "pairs": 0, "error": str(exc)}
+                    )
+                    break
+                t1 = time.perf_counter()
+                dpo = train_dpo(
+                    pairs,
+                    output_dir=adapters,
+                    adapter=parent,
+                    config=dpo_step(
+                        learning_rate=args.dpo_lr,
+                        nll_weight=args.nll_weight,
+                        seed=seed,
+                        max_length=max_length,
+                    ),
+                )
+                done_round = {
                     "round": round_,
                     "questions": len(questions),
                     "pairs": pairs.report.pairs,
-                    "collect_s": collect_s,
+                    "collect_s": collect_s,  # of this process: a cut collection's first part is not in it
                     "dpo_s": time.perf_counter() - t1,
+                    **({"questions_traced_before": collected.skipped} if collected.skipped else {}),
                 }
+                parent = dpo.adapter_dir
+                folder.save_step(f"round-{round_}", {"adapter": str(parent), "record": done_round})
+            rounds.append(done_round)
+            print(
+                f"  {task.name} seed {seed} round {round_}: {done_round}{KEPT if before else ''}",
+                flush=True,
             )
-            print(f"  {task.name} seed {seed} round {round_}: {rounds[-1]}", flush=True)
-            parent = dpo.adapter_dir
             aligned = load_weak_model(adapter=parent, max_new_tokens=args.weak_tokens, temperature=0.0)
             await evaluate(
                 f"CoWest aligned ({method} round {round_})",
                 aligned,
                 weak_alone=f"weak alone ({method} round {round_})",
             )
-            results[-1]["pairs"] = pairs.report.pairs
+            results[-1]["pairs"] = done_round["pairs"]
     extras["rounds"] = rounds
 
     extras["paired"] = paired()
@@ -706,6 +782,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="reuse an earlier run's SFT adapter (same task, seed and SFT settings): no training",
     )
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--work",
+        default=None,
+        help="the run's work folder (adapters, traces, finished conditions); a cut run's folder goes on "
+        "where it stopped (default: a new temporary folder, printed at the start)",
+    )
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--shots", type=int, default=2)
     parser.add_argument(
@@ -785,7 +867,8 @@ def main() -> None:
         "pubmedqa": lambda: load_pubmedqa(args.context_chars),
         "crass": load_crass,
     }
-    work = Path(tempfile.mkdtemp(prefix="cowest-quality-"))
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="cowest-quality-"))
+    print(f"work folder: {work} (--work {work} goes on from there if this run is cut)", flush=True)
     rows: list[dict[str, Any]] = []
     extras: list[dict[str, Any]] = []
     commands: list[dict[str, Any]] = []

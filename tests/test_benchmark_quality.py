@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from benchmarks.quality import Task, draw_samples, markdown, split_dev, summarise
@@ -222,3 +224,102 @@ def test_a_reused_sft_adapter_that_is_not_there_is_named(tmp_path) -> None:
         quality.parse_args(["--sft-adapter", "x", "--tasks", "crass,ethics", "--seeds", "1"]).sft_adapter
         == "x"
     )
+
+
+def test_a_cut_run_goes_on_where_it_stopped(tmp_path) -> None:
+    """Each finished condition is kept in the run's work folder: the same run again measures only
+    what the cut one had not finished, and gives the same figures. Real weak model (SmolLM2)."""
+    import asyncio
+
+    import benchmarks.quality as quality
+    from cowest_graph.testing import ScriptedChatModel
+
+    task = _tiny_task(trainable=False)
+    settings = ["--strong", "standin", "--shots", "1", "--weak-tokens", "4"]
+    args = quality.parse_args(settings)
+    first = ScriptedChatModel(respond=lambda m: "Answer: a")
+    got, extra = asyncio.run(quality.run_task(task, args, 0, tmp_path, first))
+    assert len(first.calls) == 2 * len(task.report)  # strong alone, then CoWest (one draft each)
+
+    kept = tmp_path / "t-s0" / "conditions"
+    assert sorted(p.name for p in kept.iterdir()) == ["CoWest.json", "strong-alone.json", "weak-alone.json"]
+    (kept / "CoWest.json").unlink()  # as if the run was cut while CoWest was being measured
+    again = ScriptedChatModel(respond=lambda m: "Answer: a")
+    got_again, extra_again = asyncio.run(quality.run_task(task, args, 0, tmp_path, again))
+    assert len(again.calls) == len(task.report)  # only CoWest was measured again
+    strip = [{k: v for k, v in r.items() if k != "wall_s"} for r in got]
+    assert [{k: v for k, v in r.items() if k != "wall_s"} for r in got_again] == strip
+    assert got_again[0]["wall_s"] == got[0]["wall_s"]  # strong alone: the first run's measurement
+    assert extra_again["paired"] == extra["paired"]
+
+    nothing_left = ScriptedChatModel(respond=lambda m: "Answer: a")
+    asyncio.run(quality.run_task(task, args, 0, tmp_path, nothing_left))
+    assert nothing_left.calls == []
+    with pytest.raises(SystemExit, match=r"other settings \(weak_tokens: 4 there, 5 now\)"):
+        other = quality.parse_args([*settings[:-1], "5"])
+        asyncio.run(quality.run_task(task, other, 0, tmp_path, nothing_left))
+    (kept / "strong-alone.json").write_text('{"name": "strong al')  # killed while writing by hand
+    with pytest.raises(SystemExit, match="strong-alone.json is not valid JSON.*delete it"):
+        asyncio.run(quality.run_task(task, args, 0, tmp_path, nothing_left))
+
+
+def test_a_cut_trained_run_keeps_its_sft_adapter_and_rounds(tmp_path, monkeypatch) -> None:
+    """The SFT step and a finished DPO round are not done again: real SFT (SmolLM2 + LoRA) once,
+    then a run with a round whose adapter is kept evaluates it without collecting or training."""
+    import asyncio
+    import json
+
+    import benchmarks.quality as quality
+    import cowest_graph.collect
+    import cowest_graph.train
+    from benchmarks.resume import RunFolder
+    from cowest_graph.testing import ScriptedChatModel
+
+    task = _tiny_task(trainable=True)
+    settings = "--strong standin --shots 1 --weak-tokens 4 --n-sft 2 --rounds 0".split()
+    strong = ScriptedChatModel(respond=lambda m: "Answer: b")
+    got, extra = asyncio.run(quality.run_task(task, quality.parse_args(settings), 0, tmp_path, strong))
+    assert extra["sft"]["rows"] == 2 and extra["sft"]["wall_s"] > 0
+    folder = tmp_path / "t-s0"
+    step = json.loads((folder / "steps" / "sft.json").read_text())
+    assert not Path(step["adapter"]).is_absolute()  # the folder can move
+    assert (folder / step["adapter"] / "adapter_config.json").exists()
+
+    def must_not_run(*a, **k):
+        raise AssertionError("a kept step was done again")
+
+    monkeypatch.setattr(cowest_graph.train, "train_sft", must_not_run)
+    monkeypatch.setattr(cowest_graph.train, "train_dpo", must_not_run)
+    monkeypatch.setattr(cowest_graph.collect, "acollect", must_not_run)
+    # As if round 1 had collected and trained (its adapter: the SFT one here) before the run was cut.
+    record = {"round": 1, "questions": 3, "pairs": 2, "collect_s": 1.0, "dpo_s": 1.0}
+    RunFolder(folder, quality.run_settings(quality.parse_args(settings), 0)).save_step(
+        "round-1", {"adapter": str(folder / step["adapter"]), "record": record}
+    )
+    one_round = quality.parse_args([*settings[:-1], "1"])
+    calls_before = len(strong.calls)
+    got2, extra2 = asyncio.run(quality.run_task(task, one_round, 0, tmp_path, strong))
+    assert extra2["sft"] == extra["sft"] and extra2["rounds"] == [record]
+    names = [r["name"] for r in got2]
+    assert names[: len(got)] == [r["name"] for r in got]
+    aligned = "CoWest aligned (DPO round 1)"
+    assert names[len(got) :] == ["weak alone (DPO round 1)", aligned]
+    assert got2[-1]["pairs"] == 2 and got2[-1]["n"] == len(task.report)
+    # Only the round's condition was measured: one strong call per report row.
+    assert len(strong.calls) - calls_before == len(task.report)
+    assert ("CoWest (SFT weak)", aligned) in [(p["first"], p["second"]) for p in extra2["paired"]]
+
+
+def test_a_kept_step_whose_adapter_is_gone_is_done_again(tmp_path) -> None:
+    from benchmarks.resume import RunFolder
+
+    folder = RunFolder(tmp_path / "r", {"a": 1})
+    adapter = tmp_path / "elsewhere" / "v0001"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text("{}")
+    folder.save_step("sft", {"adapter": str(adapter), "extras": {"rows": 3}})
+    assert folder.step("sft") == {"adapter": str(adapter), "extras": {"rows": 3}}  # outside: absolute
+    (adapter / "adapter_config.json").unlink()
+    assert folder.step("sft") is None
+    with pytest.raises(SystemExit, match=r"other settings \(a: 1 there, None now; b: None there, 2 now\)"):
+        RunFolder(tmp_path / "r", {"b": 2})

@@ -1,0 +1,106 @@
+"""What a (task, seed) run of the quality benchmark keeps in its folder, so that a run cut after hours
+goes on where it stopped (`python -m benchmarks.quality ... --work DIR` again).
+
+A run folder holds `settings.json` (the settings its figures depend on), `conditions/<name>.json`
+(each finished condition with its per-question outcomes, so paired differences can still be taken)
+and `steps/<name>.json` (the SFT step and each DPO round: where the adapter is, its wall time).
+Every file is written whole or not at all, so a run killed while writing leaves the last good one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from cowest_graph.evaluate import ConditionResult
+
+
+def _write(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)  # atomic: a reader sees the old file or the new one, never half of one
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"{path} is not valid JSON ({exc}); delete it to measure that part again") from exc
+
+
+def _file_name(name: str) -> str:
+    """A condition's name as a file name.
+
+    >>> _file_name("CoWest aligned (DPO+NLL round 1)")
+    'CoWest-aligned-DPO-NLL-round-1'
+    """
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
+
+
+class RunFolder:
+    """One (task, seed) run's folder: what it finished, so a later run with the same settings skips it.
+
+    Example:
+        >>> import tempfile
+        >>> folder = RunFolder(Path(tempfile.mkdtemp()) / "ethics-s0", {"n_sft": 8})
+        >>> folder.condition("strong alone") is None
+        True
+        >>> r = ConditionResult("strong alone", 2, 0.5, 0.0, 1.0, None, 0.0, 1.0, 9.0, 3.0, correct=[1, 0])
+        >>> folder.save_condition(r)
+        >>> RunFolder(folder.path, {"n_sft": 8}).condition("strong alone").correct
+        [1, 0]
+        >>> RunFolder(folder.path, {"n_sft": 16})
+        Traceback (most recent call last):
+        ...
+        SystemExit: ... was run with other settings (n_sft: 8 there, 16 now); ...
+    """
+
+    def __init__(self, path: Path, settings: dict[str, Any]) -> None:
+        self.path = Path(path)
+        kept = self.path / "settings.json"
+        if kept.exists():
+            before = _read(kept)
+            changed = [
+                f"{key}: {before.get(key)!r} there, {settings.get(key)!r} now"
+                for key in sorted(set(before) | set(settings))
+                if before.get(key) != settings.get(key)
+            ]
+            if changed:
+                raise SystemExit(
+                    f"{self.path} was run with other settings ({'; '.join(changed)}); give the same "
+                    f"settings to go on with it, or another --work folder to start afresh"
+                )
+        else:
+            _write(kept, settings)
+
+    def condition(self, name: str) -> ConditionResult | None:
+        """The finished condition called `name`, or None if this folder has not measured it."""
+        path = self.path / "conditions" / f"{_file_name(name)}.json"
+        return ConditionResult(**_read(path)) if path.exists() else None
+
+    def save_condition(self, result: ConditionResult) -> None:
+        """Keep a finished condition, per-question outcomes included."""
+        _write(self.path / "conditions" / f"{_file_name(result.name)}.json", asdict(result))
+
+    def step(self, name: str) -> dict[str, Any] | None:
+        """A finished step ('sft', 'round-1', ...), or None. Its `adapter` is an absolute path."""
+        path = self.path / "steps" / f"{name}.json"
+        if not path.exists():
+            return None
+        data = _read(path)
+        adapter = self.path / data["adapter"]  # relative to the folder, unless it was given outside it
+        if not (adapter / "adapter_config.json").exists():
+            return None  # its adapter is gone: the step is done again
+        return {**data, "adapter": str(adapter)}
+
+    def save_step(self, name: str, data: dict[str, Any]) -> None:
+        """Keep a finished step; `data["adapter"]` is the adapter it produced (or reused)."""
+        adapter = Path(data["adapter"]).resolve()
+        here = self.path.resolve()
+        relative = adapter.relative_to(here) if adapter.is_relative_to(here) else adapter
+        _write(self.path / "steps" / f"{name}.json", {**data, "adapter": str(relative)})
