@@ -501,9 +501,10 @@ async def run_task(
 
     async def evaluate(name: str, weak: Any, *, weak_alone: str | None = None) -> Any:
         before = folder.condition(name)
-        if before is not None and (weak_alone is None or folder.condition(weak_alone) is not None):
-            if weak_alone:
-                record(folder.condition(weak_alone), kept=True)
+        before_weak = folder.condition(weak_alone) if weak_alone else None
+        if before is not None and (weak_alone is None or before_weak is not None):
+            if before_weak is not None:
+                record(before_weak, kept=True)
             record(before, kept=True)
             return before
         graph = create_cowest_graph(weak, strong, scorer=label_match(task.labels), prompts=prompts).compile()
@@ -535,31 +536,30 @@ async def run_task(
         sft_before = folder.step("sft")
         if sft_before is not None:  # trained by an earlier, cut run of this folder
             sft_dir = Path(sft_before["adapter"])
-        elif args.sft_adapter:  # an earlier run's SFT adapter for this (task, seed): not trained again
-            sft_dir = Path(args.sft_adapter)
-            if not (sft_dir / "adapter_config.json").exists():
-                raise SystemExit(f"--sft-adapter {sft_dir}: no adapter there (no adapter_config.json)")
-        else:
-            sft_dir = train_sft(
-                sft_rows,
-                output_dir=adapters,
-                prompts=prompts,
-                config=SFTTrainConfig(
-                    num_train_epochs=args.sft_epochs,
-                    learning_rate=1e-3,
-                    # Batches of 8 (4 x 2 accumulated for rationales: batch 8 of 1,024 tokens took
-                    # 13 GB, and the OOM killer, next to a running benchmark).
-                    per_device_train_batch_size=8 if target == "label" else 4,
-                    gradient_accumulation_steps=1 if target == "label" else 2,
-                    max_length=max_length,
-                    seed=seed,
-                    disable_tqdm=True,
-                    lora=LoraSettings(r=16, alpha=32),
-                ),
-            ).adapter_dir
-        if sft_before is not None:
             extras["sft"] = sft_before["extras"]
         else:
+            if args.sft_adapter:  # an earlier run's SFT adapter for this (task, seed): not trained again
+                sft_dir = Path(args.sft_adapter)
+                if not (sft_dir / "adapter_config.json").exists():
+                    raise SystemExit(f"--sft-adapter {sft_dir}: no adapter there (no adapter_config.json)")
+            else:
+                sft_dir = train_sft(
+                    sft_rows,
+                    output_dir=adapters,
+                    prompts=prompts,
+                    config=SFTTrainConfig(
+                        num_train_epochs=args.sft_epochs,
+                        learning_rate=1e-3,
+                        # Batches of 8 (4 x 2 accumulated for rationales: batch 8 of 1,024 tokens took
+                        # 13 GB, and the OOM killer, next to a running benchmark).
+                        per_device_train_batch_size=8 if target == "label" else 4,
+                        gradient_accumulation_steps=1 if target == "label" else 2,
+                        max_length=max_length,
+                        seed=seed,
+                        disable_tqdm=True,
+                        lora=LoraSettings(r=16, alpha=32),
+                    ),
+                ).adapter_dir
             extras["sft"] = {
                 "rows": len(sft_rows),
                 "epochs": args.sft_epochs,
