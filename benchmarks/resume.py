@@ -10,20 +10,17 @@ Every file is written whole or not at all, so a run killed while writing leaves 
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from cowest_graph.atomic import write_json_atomic
 from cowest_graph.evaluate import ConditionResult
 
 
 def _write(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)  # atomic: a reader sees the old file or the new one, never half of one
+    write_json_atomic(path, data, indent=1, sort_keys=True)
 
 
 def _read(path: Path) -> Any:

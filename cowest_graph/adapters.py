@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cowest_graph.atomic import write_json_atomic
+
 MANIFEST = "cowest_manifest.json"
 _VERSION = re.compile(r"^v(\d{4,})$")
 
@@ -49,11 +51,7 @@ def read_manifest(path: str | Path) -> dict[str, Any] | None:
 
 def write_manifest(path: str | Path, manifest: dict[str, Any]) -> Path:
     """Write the manifest next to the adapter weights (atomically) and return its path."""
-    file = Path(path) / MANIFEST
-    tmp = file.with_name(f".{MANIFEST}.{os.getpid()}")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, file)
-    return file
+    return write_json_atomic(Path(path) / MANIFEST, manifest, sort_keys=True)
 
 
 def validate_adapter_dir(path: str | Path, *, base_path: str | Path | None) -> None:

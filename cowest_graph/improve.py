@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cowest_graph.atomic import write_json_atomic
 from cowest_graph.data import Example
 from cowest_graph.evaluate import ConditionResult, evaluate_graph, keyword_judge
 from cowest_graph.gate import GateConfig
@@ -96,13 +97,7 @@ def read_rounds(root: str | Path) -> list[dict[str, Any]]:
 
 def write_round(root: str | Path, record: dict[str, Any]) -> Path:
     """Record (atomically) one round's state; a finished round has `done: true`."""
-    folder = Path(root) / "rounds"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"r{record['round']:03d}.json"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=2, default=str))
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(Path(root) / "rounds" / f"r{record['round']:03d}.json", record)
 
 
 def used_run_ids(root: str | Path) -> set[str]:
