@@ -508,7 +508,20 @@ async def run_task(
             record(before, kept=True)
             return before
         graph = create_cowest_graph(weak, strong, scorer=label_match(task.labels), prompts=prompts).compile()
-        r = await evaluate_graph(name, graph, report, judge=judge, labels=task.labels, concurrency=4)
+        tracer = CowestTracer(folder.condition_store(name))
+        try:  # a condition cut midway goes on from the questions it had not answered
+            r = await evaluate_graph(
+                name,
+                graph,
+                report,
+                judge=judge,
+                labels=task.labels,
+                concurrency=4,
+                tracer=tracer,
+                resume=True,
+            )
+        finally:
+            tracer.store.close()
         if weak_alone:  # one greedy draft per question: exactly the weak model's own answer
             record(drafts_as_answers(weak_alone, r, report, judge=judge, labels=task.labels))
         record(r)

@@ -2,9 +2,11 @@
 goes on where it stopped (`python -m benchmarks.quality ... --work DIR` again).
 
 A run folder holds `settings.json` (the settings its figures depend on), `conditions/<name>.json`
-(each finished condition with its per-question outcomes, so paired differences can still be taken)
-and `steps/<name>.json` (the SFT step and each DPO round: where the adapter is, its wall time).
-Every file is written whole or not at all, so a run killed while writing leaves the last good one.
+(each finished condition with its per-question outcomes, so paired differences can still be taken),
+`conditions/<name>.db` (the traces of a graph condition's questions, kept as they are answered: a
+condition cut midway goes on from the questions it had not answered) and `steps/<name>.json` (the
+SFT step and each DPO round: where the adapter is, its wall time). Every JSON file is written whole
+or not at all, so a run killed while writing leaves the last good one.
 """
 
 from __future__ import annotations
@@ -83,6 +85,13 @@ class RunFolder:
     def save_condition(self, result: ConditionResult) -> None:
         """Keep a finished condition, per-question outcomes included."""
         _write(self.path / "conditions" / f"{_file_name(result.name)}.json", asdict(result))
+
+    def condition_store(self, name: str) -> str:
+        """The trace store (SQLite URL) the condition `name` answers into while it runs: a cut
+        condition goes on from the questions it traced (`evaluate_graph(..., resume=True)`)."""
+        folder = self.path / "conditions"
+        folder.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{folder / _file_name(name)}.db"
 
     def step(self, name: str) -> dict[str, Any] | None:
         """A finished step ('sft', 'round-1', ...), or None. Its `adapter` is an absolute path."""

@@ -257,23 +257,37 @@ async def evaluate_graph(
     concurrency: int = 8,
     context: Any = None,
     tracer: CowestTracer | None = None,
+    resume: bool = False,
     progress: bool = False,
 ) -> ConditionResult:
     """The cowest graph answers every question; the reference is withheld from the graph.
 
     Strong-model calls and tokens per question are read from the runs' traces (`tracer`, or a
-    temporary SQLite store).
+    temporary SQLite store). With `resume=True` the `tracer`'s store is this condition's own
+    (a file that outlives the process): a question that already has a successful run there is
+    not asked again, its answer and first draft are read back, so a condition cut after an hour
+    goes on where it stopped. Calls and tokens then count every run of these questions in the
+    store, and wall time is the time at least one question was in flight (the union of the
+    runs' intervals: the gap between a cut run and its resumption is left out).
 
     Example:
         >>> asyncio.run(evaluate_graph("cowest", graph, examples))  # doctest: +SKIP
+        >>> tracer = CowestTracer("sqlite:///work/cowest.db")  # doctest: +SKIP
+        >>> asyncio.run(evaluate_graph("cw", graph, examples, tracer=tracer, resume=True))  # doctest: +SKIP
     """
+    if resume and tracer is None:
+        raise ValueError("resume=True needs a tracer whose store keeps this condition's earlier runs")
     with tempfile.TemporaryDirectory() as tmp:
         tracer = tracer or CowestTracer(f"sqlite:///{tmp}/eval.db")
-        seen_before = {r.run_id for r in tracer.store.list_runs()}
+        ids = {e.id for e in examples}
+        kept = _kept_outputs(tracer, ids) if resume else {}
+        seen_before = set() if resume else {r.run_id for r in tracer.store.list_runs()}
         gate = asyncio.Semaphore(concurrency)
         start = time.perf_counter()
 
         async def one(example: Example, advance: Callable[[], None]) -> tuple[str, str]:
+            if example.id in kept:
+                return kept[example.id]
             async with gate:
                 config: Any = {"callbacks": [tracer], "metadata": {"cowest_example_id": example.id}}
                 try:
@@ -285,22 +299,50 @@ async def evaluate_graph(
                 drafts = out.get("drafts") or []
                 return str(out.get("answer") or ""), str(drafts[0]["text"]) if drafts else ""
 
-        with _progress(name, len(examples), progress) as advance:
+        with _progress(name, sum(e.id not in kept for e in examples), progress) as advance:
             outputs = await asyncio.gather(*(one(e, advance) for e in examples))
         answers = [a for a, _ in outputs]
         wall = time.perf_counter() - start
         await tracer.aflush()
         calls = tokens = 0
+        spans: list[tuple[float, float]] = []
         for rec in tracer.store.iter_runs():
-            if rec["run_id"] in seen_before:
+            if rec["run_id"] in seen_before or (resume and rec.get("example_id") not in ids):
                 continue
+            spans.append((rec.get("started_at") or 0.0, rec.get("ended_at") or 0.0))
             for role in ("strong", "alone", "judge"):
                 use = (rec.get("usage") or {}).get(role) or {}
                 calls += use.get("calls", 0)
                 tokens += use.get("input_tokens", 0) + use.get("output_tokens", 0)
+    if resume:
+        wall = busy_time(spans)
     result = _result(name, examples, answers, judge, labels, calls, tokens, wall)
     result.drafts = [d for _, d in outputs]
     return result
+
+
+def _kept_outputs(tracer: CowestTracer, ids: set[str]) -> dict[str, tuple[str, str]]:
+    """(answer, first draft) of each question with a successful run in the store (the latest)."""
+    kept: dict[str, tuple[str, str]] = {}
+    for rec in tracer.store.iter_runs(status="success"):  # oldest first: a later run wins
+        if rec.get("example_id") in ids:
+            drafts = rec.get("drafts") or []
+            kept[rec["example_id"]] = (str(rec.get("answer") or ""), str(drafts[0]["text"]) if drafts else "")
+    return kept
+
+
+def busy_time(spans: Sequence[tuple[float, float]]) -> float:
+    """Seconds during which at least one of the (start, end) intervals was open.
+
+    >>> busy_time([(0, 2), (1, 3), (10, 11)])
+    4.0
+    """
+    total, reach = 0.0, float("-inf")
+    for begin, end in sorted(spans):
+        if end > reach:
+            total += end - max(begin, reach)
+            reach = end
+    return total
 
 
 def drafts_as_answers(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -242,11 +243,19 @@ def test_a_cut_run_goes_on_where_it_stopped(tmp_path) -> None:
     assert len(first.calls) == 2 * len(task.report)  # strong alone, then CoWest (one draft each)
 
     kept = tmp_path / "t-s0" / "conditions"
-    assert sorted(p.name for p in kept.iterdir()) == ["CoWest.json", "strong-alone.json", "weak-alone.json"]
-    (kept / "CoWest.json").unlink()  # as if the run was cut while CoWest was being measured
+    assert sorted(p.name for p in kept.iterdir()) == [
+        "CoWest.db",  # its questions' traces, written as they are answered
+        "CoWest.json",
+        "strong-alone.json",
+        "weak-alone.json",
+    ]
+    # As if the run was cut while CoWest was being measured, after its first two questions.
+    (kept / "CoWest.json").unlink()
+    with sqlite3.connect(kept / "CoWest.db") as db:
+        db.execute("DELETE FROM cowest_runs WHERE example_id IN ('q6', 'q7')")
     again = ScriptedChatModel(respond=lambda m: "Answer: a")
     got_again, extra_again = asyncio.run(quality.run_task(task, args, 0, tmp_path, again))
-    assert len(again.calls) == len(task.report)  # only CoWest was measured again
+    assert len(again.calls) == 2  # only CoWest's two unanswered questions were asked
     strip = [{k: v for k, v in r.items() if k != "wall_s"} for r in got]
     assert [{k: v for k, v in r.items() if k != "wall_s"} for r in got_again] == strip
     assert got_again[0]["wall_s"] == got[0]["wall_s"]  # strong alone: the first run's measurement

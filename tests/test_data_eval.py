@@ -11,7 +11,7 @@ import pytest
 
 from cowest_graph.critique import answer_match
 from cowest_graph.data import load_questions
-from cowest_graph.evaluate import bootstrap_ci, keyword_judge, label_judge, macro_f1
+from cowest_graph.evaluate import bootstrap_ci, busy_time, keyword_judge, label_judge, macro_f1
 from cowest_graph.loop import EXAMPLE_DATA
 from cowest_graph.store import MIGRATIONS, SCHEMA_VERSION, open_trace_store
 
@@ -96,3 +96,46 @@ def test_a_version_1_store_is_migrated_and_keeps_its_runs(tmp_path: Path) -> Non
     assert store.get_run("old")["question"] == "from v1"
     store.write_run({"run_id": "new", "started_at": 2.0, "status": "success", "example_id": "ex1"})
     assert store.example_ids() == {"ex1"}
+
+
+def test_a_cut_graph_condition_goes_on_from_the_questions_it_traced(tmp_path: Path, weak) -> None:
+    """`evaluate_graph(..., resume=True)` reads the answers of questions already traced in the
+    condition's store and asks only the rest; cost counts every run, wall time leaves gaps out.
+    Real weak model (SmolLM2), scripted strong model."""
+    import asyncio
+
+    from cowest_graph import create_cowest_graph
+    from cowest_graph.critique import label_match
+    from cowest_graph.data import Example
+    from cowest_graph.evaluate import evaluate_graph
+    from cowest_graph.testing import ScriptedChatModel
+    from cowest_graph.tracing import CowestTracer
+
+    examples = [Example(f"q{i}", f"Is {i} even? Answer yes or no.", ("yes", "no")[i % 2]) for i in range(4)]
+    strong = ScriptedChatModel(respond=lambda m: "Answer: yes")
+    graph = create_cowest_graph(weak, strong, scorer=label_match(("yes", "no"))).compile()
+    tracer = CowestTracer(f"sqlite:///{tmp_path / 'cowest.db'}")
+
+    def run(rows: list[Example], **kw: object):
+        return asyncio.run(evaluate_graph("CoWest", graph, rows, labels=("yes", "no"), concurrency=1, **kw))
+
+    cut = run(examples[:2], tracer=tracer)  # as if killed after the first two questions
+    assert len(strong.calls) == 2
+    first_drafts = list(cut.drafts)
+
+    whole = run(examples, tracer=CowestTracer(f"sqlite:///{tmp_path / 'cowest.db'}"), resume=True)
+    assert len(strong.calls) == 4, "only the two questions without a trace were asked"
+    assert whole.n == 4 and whole.correct == [1, 0, 1, 0]  # the strong model always says yes
+    assert whole.drafts[:2] == first_drafts, "kept questions keep the draft the strong model read"
+    assert whole.strong_calls_per_q == 1.0  # all four runs are counted, the earlier ones too
+    runs = list(tracer.store.iter_runs())
+    spans = [(r["started_at"], r["ended_at"]) for r in runs]
+    assert whole.wall_s == pytest.approx(busy_time(spans))
+    assert whole.wall_s <= max(e for _, e in spans) - min(s for s, _ in spans)
+
+    again = run(examples, tracer=CowestTracer(f"sqlite:///{tmp_path / 'cowest.db'}"), resume=True)
+    assert len(strong.calls) == 4 and again.correct == whole.correct, "nothing left to ask"
+    run(examples, tracer=tracer)  # without resume every question is asked again
+    assert len(strong.calls) == 8
+    with pytest.raises(ValueError, match="resume=True needs a tracer"):
+        run(examples, resume=True)
