@@ -12,7 +12,7 @@ import contextlib
 import random
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -296,8 +296,7 @@ async def evaluate_graph(
                     return "", ""
                 finally:
                     advance()
-                drafts = out.get("drafts") or []
-                return str(out.get("answer") or ""), str(drafts[0]["text"]) if drafts else ""
+                return _answer_and_draft(out)
 
         with _progress(name, sum(e.id not in kept for e in examples), progress) as advance:
             outputs = await asyncio.gather(*(one(e, advance) for e in examples))
@@ -326,9 +325,14 @@ def _kept_outputs(tracer: CowestTracer, ids: set[str]) -> dict[str, tuple[str, s
     kept: dict[str, tuple[str, str]] = {}
     for rec in tracer.store.iter_runs(status="success"):  # oldest first: a later run wins
         if rec.get("example_id") in ids:
-            drafts = rec.get("drafts") or []
-            kept[rec["example_id"]] = (str(rec.get("answer") or ""), str(drafts[0]["text"]) if drafts else "")
+            kept[rec["example_id"]] = _answer_and_draft(rec)
     return kept
+
+
+def _answer_and_draft(run: Mapping[str, Any]) -> tuple[str, str]:
+    """The answer and the first weak draft of a graph run: its output state or its trace record."""
+    drafts = run.get("drafts") or []
+    return str(run.get("answer") or ""), str(drafts[0]["text"]) if drafts else ""
 
 
 def busy_time(spans: Sequence[tuple[float, float]]) -> float:
