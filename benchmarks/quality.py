@@ -32,8 +32,11 @@ after every finished condition (an unfinished (task, seed) run is marked `"parti
 run cut after hours keeps what it measured. Each (task, seed) run also keeps, in its work folder
 (printed at the start), every finished condition with its per-question outcomes, the SFT adapter and
 each DPO round (`benchmarks/resume.py`): the same command with `--work DIR` goes on where a cut run
-stopped, and with more `--rounds` adds rounds to a finished one. `--sft-adapter DIR` reuses an
-earlier run's SFT adapter for the same (task, seed) instead of training it again.
+stopped, and with more `--rounds` adds rounds to a finished one. The results rows also keep each
+condition's per-question outcomes and each run its settings and adapter fingerprints: with
+`--append`, a fresh work folder (another machine) adopts the finished conditions from the results
+file and measures the rest. `--sft-adapter DIR` reuses an earlier run's SFT adapter for the same
+(task, seed) instead of training it again.
 """
 
 from __future__ import annotations
@@ -403,14 +406,18 @@ async def run_task(
     work: Path,
     served_strong: Any = None,
     on_condition: Callable[[list[dict[str, Any]], dict[str, Any]], None] | None = None,
+    earlier: tuple[list[dict[str, Any]], dict[str, Any] | None] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One (task, seed) run; `served_strong` is the strong server (None: the 135M stand-in).
 
     Returns the condition rows and the run's extras (paired differences, draft influence, pairs).
     `on_condition(rows, extras)` is called after each condition with the rows so far and the extras
-    marked `"partial": True`, so a caller can save them before the (task, seed) run ends."""
+    marked `"partial": True`, so a caller can save them before the (task, seed) run ends.
+    `earlier`: the rows and extras this (task, seed) left in the results file (`--append`), perhaps
+    on another machine: its finished conditions are adopted (`RunFolder.adopt`) and kept while the
+    adapters trained again here have the fingerprints of those they were measured with."""
     from benchmarks.label_choice import ConfidenceLabelModel
-    from benchmarks.resume import RunFolder
+    from benchmarks.resume import RunFolder, fingerprint, outcomes
     from cowest_graph import create_cowest_graph
     from cowest_graph.collect import acollect
     from cowest_graph.critique import label_match
@@ -466,7 +473,31 @@ async def run_task(
     done: dict[str, Any] = {}  # condition name -> ConditionResult (per-question outcomes)
     extras: dict[str, Any] = {"task": task.name, "seed": seed, "strong_model": strong_name(args)}
     # What this (task, seed) run finished, kept so that a cut run goes on where it stopped.
-    folder = RunFolder(work / f"{task.name}-s{seed}", run_settings(args, int(n_report)))
+    settings = run_settings(args, int(n_report))
+    extras["settings"] = settings
+    folder = RunFolder(work / f"{task.name}-s{seed}", settings)
+    earlier_rows, earlier_extras = earlier or ([], None)
+    earlier_extras = earlier_extras or {}
+    adopted = folder.adopt(earlier_rows, earlier_extras.get("settings"), len(report))
+    if adopted:
+        print(f"  {task.name} seed {seed}: adopted from the results file: {', '.join(adopted)}", flush=True)
+    earlier_shares = {r["name"]: r.get("label_shares") for r in earlier_rows}
+
+    def still_same(step: str, adapter: Path, before: str | None, measured_with: Callable[[str], bool]) -> str:
+        """The adapter's fingerprint; adopted conditions measured with the adapter an earlier run
+        trained at this step are dropped (measured again) unless this one is the same."""
+        now = fingerprint(adapter)
+        stale = [name for name in adopted if measured_with(name)]
+        if stale and now != before:
+            print(
+                f"  {task.name} seed {seed}: the {step} adapter trained here differs from the one "
+                f"the adopted conditions were measured with ({before or 'not recorded'} there, "
+                f"{now} here): measuring {', '.join(stale)} again",
+                flush=True,
+            )
+            folder.forget(stale)
+            adopted[:] = [name for name in adopted if name not in stale]
+        return now
 
     def record(r: Any, *, kept: bool = False) -> None:
         if not kept:
@@ -475,7 +506,10 @@ async def run_task(
         row = {"task": task.name, "seed": seed, "strong_model": strong_name(args), **r.summary()}
         if row["wall_s"] != row["wall_s"]:  # NaN: derived from another condition's drafts, not timed
             row["wall_s"] = None
-        row["label_shares"] = label_shares(r.answers, task.labels)
+        # An adopted condition has no answers of its own: its shares come from the row it came from.
+        shares = label_shares(r.answers, task.labels) if r.answers else earlier_shares.get(r.name)
+        row["label_shares"] = shares
+        row["outcomes"] = outcomes(r.correct)  # so paired differences can be taken on any machine
         results.append(row)
         print(
             f"  {task.name} seed {seed} {r.name}: acc {r.accuracy:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] "
@@ -549,7 +583,7 @@ async def run_task(
         sft_before = folder.step("sft")
         if sft_before is not None:  # trained by an earlier, cut run of this folder
             sft_dir = Path(sft_before["adapter"])
-            extras["sft"] = sft_before["extras"]
+            extras["sft"] = {**sft_before["extras"], "adapter_sha256": fingerprint(sft_dir)}
         else:
             if args.sft_adapter:  # an earlier run's SFT adapter for this (task, seed): not trained again
                 sft_dir = Path(args.sft_adapter)
@@ -579,6 +613,12 @@ async def run_task(
                 "target": target,
                 "wall_s": None if args.sft_adapter else time.perf_counter() - t0,
                 **({"reused_adapter": str(sft_dir)} if args.sft_adapter else {}),
+                "adapter_sha256": still_same(
+                    "SFT",
+                    sft_dir,
+                    (earlier_extras.get("sft") or {}).get("adapter_sha256"),
+                    lambda name: name != "strong alone",
+                ),
             }
             folder.save_step("sft", {"adapter": str(sft_dir), "extras": extras["sft"]})
         print(f"  {task.name} seed {seed} SFT on {len(sft_rows)} rows: {extras['sft']}", flush=True)
@@ -599,23 +639,22 @@ async def run_task(
         plug_in.drafts = [
             re.sub(r"(?s).*predicts: (\S+) \(confidence.*", r"Answer: \1", d) for d in plug_in.drafts
         ]
-        record(
-            drafts_as_answers(
-                f"weak alone ({f'{sft_tag}, ' if trained else ''}label choice)",
-                plug_in,
-                report,
-                judge=judge,
-                labels=task.labels,
-            )
-        )
+        choice_name = f"weak alone ({f'{sft_tag}, ' if trained else ''}label choice)"
+        kept_choice = folder.condition(choice_name)
+        if kept_choice is not None:  # kept beside SuperICL (an adopted SuperICL has no drafts)
+            record(kept_choice, kept=True)
+        else:
+            record(drafts_as_answers(choice_name, plug_in, report, judge=judge, labels=task.labels))
 
     rounds: list[dict[str, Any]] = []
+    extras["rounds"] = rounds  # in the partial extras too: a finished round's fingerprint travels
     if trained:
         parent = sft_dir
         for round_ in range(1, args.rounds + 1):
             before = folder.step(f"round-{round_}")
             if before is not None:  # collected and trained by an earlier, cut run of this folder
-                done_round, parent = before["record"], Path(before["adapter"])
+                parent = Path(before["adapter"])
+                done_round = {**before["record"], "adapter_sha256": fingerprint(parent)}
             else:
                 # Each round has its own trace store: a cut collection goes on with the questions
                 # it has not traced yet (rounds may draw the same question).
@@ -669,6 +708,15 @@ async def run_task(
                     **({"questions_traced_before": collected.skipped} if collected.skipped else {}),
                 }
                 parent = dpo.adapter_dir
+                earlier_round = next(
+                    (r for r in earlier_extras.get("rounds") or [] if r.get("round") == round_), {}
+                )
+                done_round["adapter_sha256"] = still_same(
+                    f"round-{round_} DPO",
+                    parent,
+                    earlier_round.get("adapter_sha256"),
+                    lambda name, k=round_: any(f"round {j})" in name for j in range(k, args.rounds + 1)),
+                )
                 folder.save_step(f"round-{round_}", {"adapter": str(parent), "record": done_round})
             rounds.append(done_round)
             print(
@@ -682,7 +730,6 @@ async def run_task(
                 weak_alone=f"weak alone ({method} round {round_})",
             )
             results[-1]["pairs"] = done_round["pairs"]
-    extras["rounds"] = rounds
 
     extras["paired"] = paired()
     return results, extras
@@ -904,11 +951,16 @@ def main() -> None:
             task = split_dev(loaders[name](), args.n_dev)
             seeds = range(args.first_seed, args.first_seed + (args.seeds if task.trainable else 1))
             for seed in seeds:
-                # --append keeps other tasks and seeds; a (task, seed) run again replaces its rows.
+                # --append keeps other tasks and seeds; a (task, seed) run again replaces its rows,
+                # adopting the conditions they hold (measured perhaps on another machine).
+                mine = [r for r in rows if (r["task"], r["seed"]) == (name, seed)]
+                mine_extra = next((e for e in extras if (e["task"], e["seed"]) == (name, seed)), None)
                 rows = [r for r in rows if (r["task"], r["seed"]) != (name, seed)]
                 extras = [e for e in extras if (e["task"], e["seed"]) != (name, seed)]
                 print(f"{name}: seed {seed}", flush=True)
-                got, extra = await run_task(task, args, seed, work, served_strong, save_so_far)
+                got, extra = await run_task(
+                    task, args, seed, work, served_strong, save_so_far, earlier=(mine, mine_extra)
+                )
                 rows.extend(got)
                 extras.append(extra)
                 write_results(rows, extras, commands, args, start)

@@ -7,11 +7,19 @@ A run folder holds `settings.json` (the settings its figures depend on), `condit
 condition cut midway goes on from the questions it had not answered) and `steps/<name>.json` (the
 SFT step and each DPO round: where the adapter is, its wall time). Every JSON file is written whole
 or not at all, so a run killed while writing leaves the last good one.
+
+A work folder lives on one machine; the results file is committed. Each results row carries its
+condition's per-question outcomes (`outcomes`: one '1' or '0' per report row) and each run's extras
+its settings and its adapters' fingerprints, so a run of the same (task, seed) on another machine
+adopts the finished conditions from the results file (`RunFolder.adopt`), trains its adapters again
+and keeps an adopted condition only while the adapter it was measured with comes out the same.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
 from dataclasses import asdict
 from pathlib import Path
@@ -30,6 +38,28 @@ def _read(path: Path) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise SystemExit(f"{path} is not valid JSON ({exc}); delete it to measure that part again") from exc
+
+
+def outcomes(correct: list[int]) -> str:
+    """Per-question outcomes as one character each, the compact form a results row keeps.
+
+    >>> outcomes([1, 0, 1])
+    '101'
+    """
+    return "".join("1" if c else "0" for c in correct)
+
+
+def fingerprint(adapter: Path) -> str:
+    """SHA-256 of an adapter's weights (`adapter_model.safetensors`): the same training gives the same.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> _ = (d / "adapter_model.safetensors").write_bytes(b"w")
+        >>> fingerprint(d)[:12]
+        '50e721e49c01'
+    """
+    return hashlib.sha256((Path(adapter) / "adapter_model.safetensors").read_bytes()).hexdigest()
 
 
 def _file_name(name: str) -> str:
@@ -61,6 +91,7 @@ class RunFolder:
 
     def __init__(self, path: Path, settings: dict[str, Any]) -> None:
         self.path = Path(path)
+        self.settings = settings
         kept = self.path / "settings.json"
         if kept.exists():
             before = _read(kept)
@@ -85,6 +116,58 @@ class RunFolder:
     def save_condition(self, result: ConditionResult) -> None:
         """Keep a finished condition, per-question outcomes included."""
         _write(self.path / "conditions" / f"{_file_name(result.name)}.json", asdict(result))
+
+    def adopt(self, rows: list[dict[str, Any]], settings: dict[str, Any] | None, n: int) -> list[str]:
+        """Keep the finished conditions of an earlier run of this (task, seed), read from the rows it
+        wrote to the results file (possibly on another machine), so this folder goes on from them.
+
+        Only rows with per-question `outcomes`, and only when `settings` (the earlier run's) are this
+        folder's; a condition this folder already holds stays as it is. The per-question answers and
+        drafts are not in a results row: an adopted condition has outcomes and figures only. Returns
+        the names of the adopted conditions this folder holds (adopted now or by an earlier run of it).
+
+        Example:
+            >>> import tempfile
+            >>> folder = RunFolder(Path(tempfile.mkdtemp()), {"n_sft": 8})
+            >>> row = {"name": "strong alone", "n": 2, "accuracy": 0.5, "ci_low": 0.0, "ci_high": 1.0,
+            ...        "macro_f1": None, "unparseable_rate": 0.0, "strong_calls_per_q": 1.0,
+            ...        "strong_tokens_per_q": 9.0, "wall_s": 3.0, "outcomes": "10"}
+            >>> folder.adopt([row], {"n_sft": 16}, 2)  # other settings: nothing
+            []
+            >>> folder.adopt([row], {"n_sft": 8}, 2)
+            ['strong alone']
+            >>> folder.condition("strong alone").correct
+            [1, 0]
+        """
+        if settings != self.settings:
+            return []
+        adopted = []
+        for row in rows:
+            kept = row.get("outcomes")
+            if kept is None:
+                continue
+            held = self.condition(row["name"])
+            if held is not None:
+                if not held.answers:  # adopted by an earlier run of this folder (a measured one has them)
+                    adopted.append(row["name"])
+                continue
+            if len(kept) != n or set(kept) - {"0", "1"}:
+                raise SystemExit(
+                    f"the results row {row['name']!r} holds {len(kept)} outcomes for {n} report rows "
+                    f"(or other characters than 0 and 1): it is not this run's; run without --append"
+                )
+            fields = {f: row[f] for f in ConditionResult.__dataclass_fields__ if f in row}
+            if fields.get("wall_s") is None:  # derived from another condition's drafts, not timed
+                fields["wall_s"] = math.nan
+            self.save_condition(ConditionResult(**fields, correct=[int(c) for c in kept]))
+            adopted.append(row["name"])
+        return adopted
+
+    def forget(self, names: list[str]) -> None:
+        """Drop kept conditions (their outcomes and traces): they are measured again."""
+        for name in names:
+            for suffix in (".json", ".db"):
+                (self.path / "conditions" / f"{_file_name(name)}{suffix}").unlink(missing_ok=True)
 
     def condition_store(self, name: str) -> str:
         """The trace store (SQLite URL) the condition `name` answers into while it runs: a cut

@@ -308,7 +308,9 @@ def test_a_cut_trained_run_keeps_its_sft_adapter_and_rounds(tmp_path, monkeypatc
     one_round = quality.parse_args([*settings[:-1], "1"])
     calls_before = len(strong.calls)
     got2, extra2 = asyncio.run(quality.run_task(task, one_round, 0, tmp_path, strong))
-    assert extra2["sft"] == extra["sft"] and extra2["rounds"] == [record]
+    assert extra2["sft"] == extra["sft"]
+    # The kept round, with its adapter's fingerprint (the SFT adapter here) for a run elsewhere.
+    assert extra2["rounds"] == [{**record, "adapter_sha256": extra["sft"]["adapter_sha256"]}]
     names = [r["name"] for r in got2]
     assert names[: len(got)] == [r["name"] for r in got]
     aligned = "CoWest aligned (DPO round 1)"
@@ -332,3 +334,71 @@ def test_a_kept_step_whose_adapter_is_gone_is_done_again(tmp_path) -> None:
     assert folder.step("sft") is None
     with pytest.raises(SystemExit, match=r"other settings \(a: 1 there, None now; b: None there, 2 now\)"):
         RunFolder(tmp_path / "r", {"b": 2})
+
+
+def test_a_run_on_another_machine_adopts_what_the_results_file_holds(tmp_path) -> None:
+    """The work folder stays on its machine; the results file travels. A fresh folder adopts the
+    finished conditions from the rows (per-question outcomes) when the settings agree, and asks the
+    strong model nothing for them; paired differences come out the same. Real weak model (SmolLM2)."""
+    import asyncio
+
+    import benchmarks.quality as quality
+    from cowest_graph.testing import ScriptedChatModel
+
+    task = _tiny_task(trainable=False)
+    settings = ["--strong", "standin", "--shots", "1", "--weak-tokens", "4"]
+    args = quality.parse_args(settings)
+    strong = ScriptedChatModel(respond=lambda m: "Answer: a")
+    got, extra = asyncio.run(quality.run_task(task, args, 0, tmp_path / "here", strong))
+    names = [r["name"] for r in got]
+    assert names == ["strong alone", "weak alone", "CoWest"]
+    assert got[0]["outcomes"] == got[2]["outcomes"] == "1010"  # "a" is right on q4 and q6
+    assert extra["settings"] == quality.run_settings(args, 0)
+
+    elsewhere = ScriptedChatModel(respond=lambda m: "Answer: b")  # would answer otherwise
+    got2, extra2 = asyncio.run(
+        quality.run_task(task, args, 0, tmp_path / "there", elsewhere, earlier=(got, extra))
+    )
+    assert elsewhere.calls == []
+    assert got2 == got and extra2["paired"] == extra["paired"]
+
+    other = quality.parse_args([*settings[:-1], "5"])  # other settings: nothing adopted
+    got3, _ = asyncio.run(
+        quality.run_task(task, other, 0, tmp_path / "other", elsewhere, earlier=(got, extra))
+    )
+    assert len(elsewhere.calls) == 2 * len(task.report) and got3[0]["outcomes"] == "0101"
+
+    cut = [{**got[0], "outcomes": "101"}]  # not this report's rows
+    with pytest.raises(SystemExit, match="'strong alone' holds 3 outcomes for 4 report rows"):
+        asyncio.run(quality.run_task(task, args, 0, tmp_path / "cut", elsewhere, earlier=(cut, extra)))
+
+
+def test_adopted_conditions_are_measured_again_when_the_sft_adapter_comes_out_otherwise(tmp_path) -> None:
+    """An adopted condition that used the weak model is kept only while the SFT adapter trained again
+    here has the fingerprint of the one it was measured with. Real SFT (SmolLM2 + LoRA)."""
+    import asyncio
+
+    import benchmarks.quality as quality
+    from cowest_graph.testing import ScriptedChatModel
+
+    task = _tiny_task(trainable=True)
+    args = quality.parse_args("--strong standin --shots 1 --weak-tokens 4 --n-sft 2 --rounds 0".split())
+    strong = ScriptedChatModel(respond=lambda m: "Answer: b")
+    got, extra = asyncio.run(quality.run_task(task, args, 0, tmp_path / "here", strong))
+    assert len(extra["sft"]["adapter_sha256"]) == 64
+
+    again = ScriptedChatModel(respond=lambda m: "Answer: b")
+    got2, extra2 = asyncio.run(
+        quality.run_task(task, args, 0, tmp_path / "there", again, earlier=(got, extra))
+    )
+    # The same rows, seed and settings train the same adapter on this CPU: nothing is asked again.
+    assert extra2["sft"]["adapter_sha256"] == extra["sft"]["adapter_sha256"]
+    assert again.calls == [] and got2 == got
+
+    other = {**extra, "sft": {**extra["sft"], "adapter_sha256": "0" * 64}}
+    third = ScriptedChatModel(respond=lambda m: "Answer: b")
+    got3, _ = asyncio.run(quality.run_task(task, args, 0, tmp_path / "third", third, earlier=(got, other)))
+    # Strong alone is kept; the weak model's conditions (weak alone, CoWest) are measured again.
+    assert len(third.calls) == len(task.report)
+    assert [r["name"] for r in got3] == [r["name"] for r in got]
+    assert got3[0] == got[0] and got3[0]["wall_s"] == got[0]["wall_s"]
