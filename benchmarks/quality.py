@@ -715,7 +715,8 @@ async def run_task(
                     f"round-{round_} DPO",
                     parent,
                     earlier_round.get("adapter_sha256"),
-                    lambda name, k=round_: any(f"round {j})" in name for j in range(k, args.rounds + 1)),
+                    # measured with this round's adapter or one trained from it
+                    lambda name, k=round_: bool(m := re.search(r"round (\d+)\)", name)) and int(m[1]) >= k,
                 )
                 folder.save_step(f"round-{round_}", {"adapter": str(parent), "record": done_round})
             rounds.append(done_round)
