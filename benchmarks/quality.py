@@ -50,7 +50,7 @@ import re
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -399,6 +399,25 @@ def draft_influence(weak: Any, alone: Any, cowest: Any) -> dict[str, Any]:
     return cells
 
 
+def pair_labels(rows: Iterable[Mapping[str, Any]], labels: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """The label each pair's chosen and rejected draft names ("none" when it names none): pairs
+    that only teach a label prior show as chosen drafts that all name one label.
+
+    >>> said = lambda text: [{"role": "assistant", "content": text}]
+    >>> pair_labels([{"chosen": said("Answer: yes"), "rejected": said("Answer: no")}], ("yes", "no"))
+    {'chosen': {'yes': 1, 'no': 0, 'none': 0}, 'rejected': {'yes': 0, 'no': 1, 'none': 0}}
+    """
+    from cowest_graph.critique import extract_label
+
+    counts = {side: dict.fromkeys((*labels, "none"), 0) for side in ("chosen", "rejected")}
+    for row in rows:
+        for side, tally in counts.items():
+            turn = row[side]
+            text = turn[-1]["content"] if isinstance(turn, list) else str(turn)
+            tally[extract_label(text, labels) or "none"] += 1
+    return counts
+
+
 async def run_task(
     task: Task,
     args: argparse.Namespace,
@@ -705,6 +724,8 @@ async def run_task(
                     "pairs": pairs.report.pairs,
                     "collect_s": collect_s,  # of this process: a cut collection's first part is not in it
                     "dpo_s": time.perf_counter() - t1,
+                    "pair_report": pairs.report.as_dict(),  # what was kept and dropped, and why
+                    "pair_labels": pair_labels(pairs["train"], task.labels),
                     **({"questions_traced_before": collected.skipped} if collected.skipped else {}),
                 }
                 parent = dpo.adapter_dir
@@ -725,12 +746,14 @@ async def run_task(
                 flush=True,
             )
             aligned = load_weak_model(adapter=parent, max_new_tokens=args.weak_tokens, temperature=0.0)
-            await evaluate(
-                f"CoWest aligned ({method} round {round_})",
-                aligned,
-                weak_alone=f"weak alone ({method} round {round_})",
+            aligned_weak = f"weak alone ({method} round {round_})"
+            collaboration = await evaluate(
+                f"CoWest aligned ({method} round {round_})", aligned, weak_alone=aligned_weak
             )
             results[-1]["pairs"] = done_round["pairs"]
+            # How the strong model used the aligned drafts, as for CoWest above.
+            done_round["draft_influence"] = draft_influence(done[aligned_weak], alone, collaboration)
+            checkpoint()
 
     extras["paired"] = paired()
     return results, extras
@@ -800,10 +823,18 @@ def paired_markdown(extras: list[dict[str, Any]]) -> str:
                 f"| [{p['ci_low']:+.3f}, {p['ci_high']:+.3f}] | {p['second_only']} | {p['first_only']} "
                 f"| {p['mcnemar_p']:.3g} |"
             )
-    out += ["", "| task | seed | draft, strong alone | questions | CoWest right |", "|---|---|---|---|---|"]
+    out += [
+        "",
+        "| task | seed | collaboration | draft, strong alone | questions | collaboration right |",
+        "|---|---|---|---|---|---|",
+    ]
     for e in extras:
-        for cell, v in (e.get("draft_influence") or {}).items():
-            out.append(f"| {e['task']} | {e['seed']} | {cell} | {v['n']} | {v['cowest_right']} |")
+        cells = [("CoWest", e.get("draft_influence"))]
+        cells += [(f"aligned round {r['round']}", r.get("draft_influence")) for r in e.get("rounds") or []]
+        for name, influence in cells:
+            for cell, v in (influence or {}).items():
+                row = f"| {e['task']} | {e['seed']} | {name} | {cell} | {v['n']} | {v['cowest_right']} |"
+                out.append(row)
     return "\n".join(out) + "\n"
 
 

@@ -93,6 +93,24 @@ def test_draft_influence_cells_partition_the_questions() -> None:
     assert sum(c["n"] for c in cells.values()) == 5
 
 
+def test_pair_labels_count_the_label_each_side_names() -> None:
+    from benchmarks.quality import pair_labels
+
+    def said(text: str) -> list[dict[str, str]]:
+        return [{"role": "assistant", "content": text}]
+
+    rows = [
+        {"chosen": said("Answer: a"), "rejected": said("Answer: b")},
+        {"chosen": said("Answer: a"), "rejected": said("I cannot tell.")},
+        {"chosen": said("b"), "rejected": said("Answer: a")},
+    ]
+    assert pair_labels(rows, ("a", "b")) == {
+        "chosen": {"a": 2, "b": 1, "none": 0},
+        "rejected": {"a": 1, "b": 1, "none": 1},
+    }
+    assert pair_labels([], ("a", "b"))["chosen"] == {"a": 0, "b": 0, "none": 0}
+
+
 def test_prompts_share_the_few_shot_prefix_and_the_grammar_admits_only_labels() -> None:
     from benchmarks.quality import label_grammar, task_prompts
 
@@ -309,11 +327,28 @@ def test_a_cut_trained_run_keeps_its_sft_adapter_and_rounds(tmp_path, monkeypatc
     calls_before = len(strong.calls)
     got2, extra2 = asyncio.run(quality.run_task(task, one_round, 0, tmp_path, strong))
     assert extra2["sft"] == extra["sft"]
-    # The kept round, with its adapter's fingerprint (the SFT adapter here) for a run elsewhere.
-    assert extra2["rounds"] == [{**record, "adapter_sha256": extra["sft"]["adapter_sha256"]}]
+    # The kept round, with its adapter's fingerprint (the SFT adapter here) for a run elsewhere, and
+    # how the strong model used the aligned drafts, cell by cell, as for CoWest.
+    (kept_round,) = [dict(r) for r in extra2["rounds"]]
+    influence = kept_round.pop("draft_influence")
+    assert kept_round == {**record, "adapter_sha256": extra["sft"]["adapter_sha256"]}
     names = [r["name"] for r in got2]
     assert names[: len(got)] == [r["name"] for r in got]
     aligned = "CoWest aligned (DPO round 1)"
+    outcome = {r["name"]: r["outcomes"] for r in got2}
+    weak_right, aligned_right = outcome["weak alone (DPO round 1)"], outcome[aligned]
+    strong_right = outcome["strong alone"]
+    assert influence["draft right, alone wrong"] == {
+        "n": sum(w == "1" and s == "0" for w, s in zip(weak_right, strong_right, strict=True)),
+        "cowest_right": sum(
+            w == "1" and s == "0" and c == "1"
+            for w, s, c in zip(weak_right, strong_right, aligned_right, strict=True)
+        ),
+    }
+    assert sum(c["n"] for c in influence.values()) == len(task.report)
+    assert "| t | 0 | aligned round 1 | draft right, alone wrong |" in quality.paired_markdown(
+        [{"task": "t", "seed": 0, **extra2}]
+    )
     assert names[len(got) :] == ["weak alone (DPO round 1)", aligned]
     assert got2[-1]["pairs"] == 2 and got2[-1]["n"] == len(task.report)
     # Only the round's condition was measured: one strong call per report row.
