@@ -86,7 +86,7 @@ def main() -> None:
     from cowest_graph.loop import LoopConfig
     from cowest_graph.models.strong import open_strong_model
     from cowest_graph.prompts import CowestPrompts
-    from cowest_graph.train import LoraSettings, SFTTrainConfig, train_sft
+    from cowest_graph.train import train_sft
 
     work = Path(tempfile.mkdtemp(prefix="backends-"))
     loop = LoopConfig()
@@ -115,7 +115,7 @@ def main() -> None:
             )
         )
     if not args.skip_ethics:
-        from benchmarks.quality import draw_samples, k_shot, load_ethics, split_dev
+        from benchmarks.quality import draw_samples, k_shot, load_ethics, sft_step, split_dev
 
         task = split_dev(load_ethics(), 100)  # as benchmarks/quality.py: the dev slice never trains
         samples = draw_samples(task, 0, n_report=args.n_ethics, n_sft=args.n_sft, n_collect=0, on="report")
@@ -128,14 +128,7 @@ def main() -> None:
                 rows,
                 output_dir=work / "ethics",
                 prompts=prompts,
-                config=SFTTrainConfig(
-                    num_train_epochs=1.0,
-                    learning_rate=1e-3,
-                    per_device_train_batch_size=8,
-                    seed=0,
-                    disable_tqdm=True,
-                    lora=LoraSettings(r=16, alpha=32),
-                ),
+                config=sft_step(epochs=1.0, seed=0),  # the quality benchmark's SFT step
             ).adapter_dir
         jobs.append(
             (

@@ -359,6 +359,30 @@ def aligned_method(nll_weight: float) -> str:
     return "DPO+NLL" if nll_weight > 0 else "DPO"
 
 
+def sft_step(*, epochs: float, seed: int, target: str = "label") -> Any:
+    """The weak model's domain SFT step (`benchmarks/backends.py` trains the same one): LoRA r=16,
+    learning rate 1e-3, batches of 8; rationale targets (1,024 tokens) as 4 x 2 accumulated, since
+    batch 8 of 1,024 tokens took 13 GB, and the OOM killer, next to a running benchmark.
+
+    >>> step = sft_step(epochs=1.0, seed=0, target="rationale")
+    >>> step.per_device_train_batch_size * step.gradient_accumulation_steps, step.max_length
+    (8, 1024)
+    """
+    from cowest_graph.train import LoraSettings, SFTTrainConfig
+
+    label = target == "label"
+    return SFTTrainConfig(
+        num_train_epochs=epochs,
+        learning_rate=1e-3,
+        per_device_train_batch_size=8 if label else 4,
+        gradient_accumulation_steps=1 if label else 2,
+        max_length=512 if label else 1024,
+        seed=seed,
+        disable_tqdm=True,
+        lora=LoraSettings(r=16, alpha=32),
+    )
+
+
 def dpo_step(*, learning_rate: float, nll_weight: float, seed: int, max_length: int = 512) -> Any:
     """The DPO step of every collaborative-feedback round (`benchmarks/dpo_variants.py` trains the
     same one): one epoch, batch 4; with `nll_weight > 0` the chosen drafts' NLL is added (RPO).
@@ -452,7 +476,7 @@ async def run_task(
     from cowest_graph.models.hf import load_hf_weak_model
     from cowest_graph.store import RunFilter
     from cowest_graph.tracing import CowestTracer
-    from cowest_graph.train import LoraSettings, SFTTrainConfig, train_dpo, train_sft
+    from cowest_graph.train import train_dpo, train_sft
 
     n_report = dict(kv.split("=") for kv in args.n_report_for.split(",") if kv).get(task.name, args.n_report)
     samples = draw_samples(
@@ -613,18 +637,7 @@ async def run_task(
                     sft_rows,
                     output_dir=adapters,
                     prompts=prompts,
-                    config=SFTTrainConfig(
-                        num_train_epochs=args.sft_epochs,
-                        learning_rate=1e-3,
-                        # Batches of 8 (4 x 2 accumulated for rationales: batch 8 of 1,024 tokens took
-                        # 13 GB, and the OOM killer, next to a running benchmark).
-                        per_device_train_batch_size=8 if target == "label" else 4,
-                        gradient_accumulation_steps=1 if target == "label" else 2,
-                        max_length=max_length,
-                        seed=seed,
-                        disable_tqdm=True,
-                        lora=LoraSettings(r=16, alpha=32),
-                    ),
+                    config=sft_step(epochs=args.sft_epochs, seed=seed, target=target),
                 ).adapter_dir
             extras["sft"] = {
                 "rows": len(sft_rows),

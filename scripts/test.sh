@@ -26,6 +26,6 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-# Every docstring example in the package runs (those that need a model or a store say +SKIP).
-.venv/bin/python -m pytest -q -p no:cacheprovider --doctest-modules cowest_graph
+# Every docstring example in the package and the benchmarks runs (those that need a model or a store say +SKIP).
+.venv/bin/python -m pytest -q -p no:cacheprovider --doctest-modules cowest_graph benchmarks
 .venv/bin/python -m pytest -q "$@"
