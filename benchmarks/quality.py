@@ -359,6 +359,16 @@ def aligned_method(nll_weight: float) -> str:
     return "DPO+NLL" if nll_weight > 0 else "DPO"
 
 
+def max_length_for(target: str) -> int:
+    """The token limit of a training row, for the SFT and DPO steps alike: a label answer fits
+    512 tokens with its k-shot prompt, a rationale needs 1,024.
+
+    >>> max_length_for("label"), max_length_for("rationale")
+    (512, 1024)
+    """
+    return 512 if target == "label" else 1024
+
+
 def sft_step(*, epochs: float, seed: int, target: str = "label") -> Any:
     """The weak model's domain SFT step (`benchmarks/backends.py` trains the same one): LoRA r=16,
     learning rate 1e-3, batches of 8; rationale targets (1,024 tokens) as 4 x 2 accumulated, since
@@ -376,7 +386,7 @@ def sft_step(*, epochs: float, seed: int, target: str = "label") -> Any:
         learning_rate=1e-3,
         per_device_train_batch_size=8 if label else 4,
         gradient_accumulation_steps=1 if label else 2,
-        max_length=512 if label else 1024,
+        max_length=max_length_for(target),
         seed=seed,
         disable_tqdm=True,
         lora=LoraSettings(r=16, alpha=32),
@@ -509,7 +519,7 @@ async def run_task(
     method = aligned_method(args.nll_weight) + ("" if target == "label" else ", SFT with rationales")
     # A label fits in 512 tokens with PubMedQA's shots; a rationale (and its shots) does not, and
     # TRL cuts the end off, which is where the label is.
-    max_length = 512 if target == "label" else 1024
+    max_length = max_length_for(target)
     judge = label_judge(task.labels)
     strong = strong_for(task, args, served_strong)
     results: list[dict[str, Any]] = []
