@@ -452,6 +452,32 @@ def pair_labels(rows: Iterable[Mapping[str, Any]], labels: tuple[str, ...]) -> d
     return counts
 
 
+def pair_readings(traces: Path, *, pairs: int, min_margin: float, labels: tuple[str, ...]) -> dict[str, Any]:
+    """A kept round's `pair_report` and `pair_labels` read again from its own trace store, for a
+    round trained before the run recorded them; empty, and said, when the store is gone, gives no
+    pairs, or gives other pairs than the `pairs` the round was trained on (another store or settings).
+
+    >>> pair_readings(Path("no-such-traces.db"), pairs=3, min_margin=0.0, labels=("a", "b"))
+    {}
+    """
+    from cowest_graph.feedback import build_preference_pairs
+
+    if not traces.exists():
+        return {}
+    try:
+        rebuilt = build_preference_pairs(f"sqlite:///{traces}", min_margin=min_margin, eval_fraction=0.0)
+    except ValueError as exc:  # no pairs at all
+        print(f"  {traces.name}: {exc}: not read", flush=True)
+        return {}
+    if rebuilt.report.pairs != pairs:
+        print(
+            f"  {traces.name} gives {rebuilt.report.pairs} pairs, not the {pairs} trained on: not read",
+            flush=True,
+        )
+        return {}
+    return {"pair_report": rebuilt.report.as_dict(), "pair_labels": pair_labels(rebuilt["train"], labels)}
+
+
 async def run_task(
     task: Task,
     args: argparse.Namespace,
@@ -697,6 +723,16 @@ async def run_task(
             if before is not None:  # collected and trained by an earlier, cut run of this folder
                 parent = Path(before["adapter"])
                 done_round = {**before["record"], "adapter_sha256": fingerprint(parent)}
+                if "pair_report" not in done_round:  # trained before the run recorded it
+                    readings = pair_readings(
+                        folder.path / f"traces-round{round_}.db",
+                        pairs=done_round["pairs"],
+                        min_margin=args.min_margin,
+                        labels=task.labels,
+                    )
+                    if readings:
+                        done_round |= readings
+                        folder.save_step(f"round-{round_}", {**before, "record": done_round})
             else:
                 # Each round has its own trace store: a cut collection goes on with the questions
                 # it has not traced yet (rounds may draw the same question).

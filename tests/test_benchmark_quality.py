@@ -173,6 +173,64 @@ def test_rationale_target_teaches_the_weak_model_reasoning_and_leaves_the_strong
         sft_answer(task.train[0], "cot")
 
 
+def _traced_round(path: Path, drafts_per_question: dict[str, list[tuple[str, float]]]) -> None:
+    """A round's trace store (real SQLite) as a collection writes it: per question, drafts and the
+    score of the strong model's answer built on each."""
+    from cowest_graph.store import open_trace_store
+
+    store = open_trace_store(f"sqlite:///{path}")
+    for i, (question, drafts) in enumerate(drafts_per_question.items()):
+        prompt = f"<|im_start|>user\nQuestion: {question}<|im_end|>\n<|im_start|>assistant\n"
+        store.write_run(
+            {
+                "run_id": f"run-{question}",
+                "question": question,
+                "started_at": float(i),
+                "status": "success",
+                "alone": {"answer": "a", "score": 0.5},
+                "drafts": [
+                    {
+                        "id": f"r1d{k}",
+                        "round": 1,
+                        "text": text,
+                        "rendered_prompt": prompt,
+                        "prompt_messages": [{"role": "human", "content": f"Question: {question}"}],
+                    }
+                    for k, (text, _) in enumerate(drafts)
+                ],
+                "candidates": [
+                    {"id": f"r1d{k}", "round": 1, "answer": "x", "score": score}
+                    for k, (_, score) in enumerate(drafts)
+                ],
+            }
+        )
+
+
+def test_a_kept_round_reads_its_pairs_again_only_when_they_are_the_pairs_it_trained_on(tmp_path) -> None:
+    from benchmarks.quality import pair_readings
+
+    traces = tmp_path / "traces-round1.db"
+    _traced_round(
+        traces,
+        {
+            "q1": [("Answer: a", 1.0), ("Answer: b", 0.0)],
+            "q2": [("Answer: b", 1.0), ("Answer: a", 0.0), ("Answer: a", 0.0)],  # a duplicate
+            "q3": [("Answer: a", 1.0), ("Answer: b", 1.0)],  # a tie
+        },
+    )
+    got = pair_readings(traces, pairs=2, min_margin=0.0, labels=("a", "b"))
+    assert got["pair_report"]["pairs"] == 2 and got["pair_report"]["prompts"] == 3
+    assert got["pair_report"]["dropped"]["duplicate draft text"] == 1
+    assert got["pair_labels"] == {
+        "chosen": {"a": 1, "b": 1, "none": 0},
+        "rejected": {"a": 1, "b": 1, "none": 0},
+    }
+    assert pair_readings(traces, pairs=3, min_margin=0.0, labels=("a", "b")) == {}  # not its pairs
+    assert pair_readings(tmp_path / "gone.db", pairs=2, min_margin=0.0, labels=("a", "b")) == {}
+    _traced_round(tmp_path / "ties.db", {"q1": [("Answer: a", 1.0), ("Answer: b", 1.0)]})
+    assert pair_readings(tmp_path / "ties.db", pairs=0, min_margin=0.0, labels=("a", "b")) == {}
+
+
 def _tiny_task(*, trainable: bool) -> Task:
     from cowest_graph.data import Example
 
@@ -323,15 +381,25 @@ def test_a_cut_trained_run_keeps_its_sft_adapter_and_rounds(tmp_path, monkeypatc
     RunFolder(folder, quality.run_settings(quality.parse_args(settings), 0)).save_step(
         "round-1", {"adapter": str(folder / step["adapter"]), "record": record}
     )
+    # Its trace store: the kept round (trained before rounds recorded their pairs) reads them again.
+    _traced_round(
+        folder / "traces-round1.db",
+        {"q0": [("Answer: b", 1.0), ("Answer: a", 0.0)]} | {"q2": [("Answer: a", 1.0), ("Answer: b", 0.0)]},
+    )
     one_round = quality.parse_args([*settings[:-1], "1"])
     calls_before = len(strong.calls)
     got2, extra2 = asyncio.run(quality.run_task(task, one_round, 0, tmp_path, strong))
     assert extra2["sft"] == extra["sft"]
-    # The kept round, with its adapter's fingerprint (the SFT adapter here) for a run elsewhere, and
-    # how the strong model used the aligned drafts, cell by cell, as for CoWest.
+    # The kept round, with its adapter's fingerprint (the SFT adapter here) for a run elsewhere, what
+    # its pairs held, and how the strong model used the aligned drafts, cell by cell, as for CoWest.
     (kept_round,) = [dict(r) for r in extra2["rounds"]]
     influence = kept_round.pop("draft_influence")
+    readings = {k: kept_round.pop(k) for k in ("pair_report", "pair_labels")}
     assert kept_round == {**record, "adapter_sha256": extra["sft"]["adapter_sha256"]}
+    assert readings["pair_report"]["pairs"] == 2
+    assert readings["pair_labels"]["chosen"] == {"a": 1, "b": 1, "none": 0}
+    saved_step = json.loads((folder / "steps" / "round-1.json").read_text())
+    assert saved_step["record"]["pair_labels"] == readings["pair_labels"]  # read once, then kept
     names = [r["name"] for r in got2]
     assert names[: len(got)] == [r["name"] for r in got]
     aligned = "CoWest aligned (DPO round 1)"
