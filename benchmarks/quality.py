@@ -602,10 +602,18 @@ async def run_task(
         wanted = [
             ("strong alone", f"CoWest{suffix}"),
             (weak_name, f"CoWest{suffix}"),
-            (f"CoWest{suffix}", f"CoWest aligned ({method} round 1)"),
-            (f"CoWest aligned ({method} round 1)", f"CoWest aligned ({method} round 2)"),
             ("strong alone", next((n for n in done if n.startswith("SuperICL")), "")),
         ]
+        # Each aligned round against the one before it, against the best single model's candidate
+        # (strong alone), and the weak model it trained against the SFT one it started from.
+        collaborations = [f"CoWest{suffix}"]
+        for k in range(1, args.rounds + 1):
+            collaborations.append(f"CoWest aligned ({method} round {k})")
+            wanted += [
+                (collaborations[-2], collaborations[-1]),
+                ("strong alone", collaborations[-1]),
+                (weak_name, f"weak alone ({method} round {k})"),
+            ]
         return [paired_difference(done[a], done[b]) for a, b in wanted if a in done and b in done]
 
     def checkpoint() -> None:

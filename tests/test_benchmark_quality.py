@@ -421,7 +421,16 @@ def test_a_cut_trained_run_keeps_its_sft_adapter_and_rounds(tmp_path, monkeypatc
     assert got2[-1]["pairs"] == 2 and got2[-1]["n"] == len(task.report)
     # Only the round's condition was measured: one strong call per report row.
     assert len(strong.calls) - calls_before == len(task.report)
-    assert ("CoWest (SFT weak)", aligned) in [(p["first"], p["second"]) for p in extra2["paired"]]
+    compared = [(p["first"], p["second"]) for p in extra2["paired"]]
+    assert compared[-3:] == [
+        ("CoWest (SFT weak)", aligned),
+        ("strong alone", aligned),
+        ("weak alone (SFT)", "weak alone (DPO round 1)"),
+    ]
+    strong_vs_aligned = extra2["paired"][-2]
+    assert strong_vs_aligned["second_only"] == sum(
+        s == "0" and c == "1" for s, c in zip(strong_right, aligned_right, strict=True)
+    )
 
 
 def test_a_kept_step_whose_adapter_is_gone_is_done_again(tmp_path) -> None:
