@@ -1140,6 +1140,7 @@ def write_results(
             ax.set_title(task)
         fig.tight_layout()
         fig.savefig(RESULTS / f"{args.name}.png", dpi=110)
+        plt.close(fig)  # written after every condition: an open figure each time adds up
     except ImportError:
         pass
     print(f"wrote {path}")
