@@ -128,10 +128,22 @@ with local_strong("smollm2", threads=1, n_ctx=512) as server:
 """
 
 
+def _ctrl_c_as_from_a_terminal() -> None:
+    """A test run started in the background without job control (`cmd &` in a script) hands its
+    children SIGINT ignored, and Python then never raises KeyboardInterrupt: restore the default so
+    that the child meets Ctrl-C as a user's process does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_no_orphan_when_the_parent_is_interrupted_or_killed(sig: signal.Signals) -> None:
     """Ctrl-C (SIGINT), SIGTERM and SIGKILL of the process that started the server all stop it."""
-    parent = subprocess.Popen([sys.executable, "-c", _CHILD], stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _CHILD],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=_ctrl_c_as_from_a_terminal,
+    )
     try:
         assert parent.stdout is not None
         server_pid = int(parent.stdout.readline())
@@ -153,6 +165,7 @@ def test_serve_strong_cli_prints_the_settings_and_stops_on_ctrl_c() -> None:
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "COLUMNS": "200"},
+        preexec_fn=_ctrl_c_as_from_a_terminal,
     )
     try:
         assert proc.stdout is not None
