@@ -475,7 +475,13 @@ def pair_readings(traces: Path, *, pairs: int, min_margin: float, labels: tuple[
             flush=True,
         )
         return {}
-    return {"pair_report": rebuilt.report.as_dict(), "pair_labels": pair_labels(rebuilt["train"], labels)}
+    return pair_record(rebuilt, labels)
+
+
+def pair_record(pairs: Any, labels: tuple[str, ...]) -> dict[str, Any]:
+    """What a round's pairs held, as its record keeps it: the `PairReport` (what was kept and dropped,
+    and why) and the label each chosen / rejected draft names."""
+    return {"pair_report": pairs.report.as_dict(), "pair_labels": pair_labels(pairs["train"], labels)}
 
 
 async def run_task(
@@ -791,8 +797,7 @@ async def run_task(
                     "pairs": pairs.report.pairs,
                     "collect_s": collect_s,  # of this process: a cut collection's first part is not in it
                     "dpo_s": time.perf_counter() - t1,
-                    "pair_report": pairs.report.as_dict(),  # what was kept and dropped, and why
-                    "pair_labels": pair_labels(pairs["train"], task.labels),
+                    **pair_record(pairs, task.labels),
                     **({"questions_traced_before": collected.skipped} if collected.skipped else {}),
                 }
                 parent = dpo.adapter_dir

@@ -176,33 +176,14 @@ def test_rationale_target_teaches_the_weak_model_reasoning_and_leaves_the_strong
 def _traced_round(path: Path, drafts_per_question: dict[str, list[tuple[str, float]]]) -> None:
     """A round's trace store (real SQLite) as a collection writes it: per question, drafts and the
     score of the strong model's answer built on each."""
+    from trace_records import traced_run
+
     from cowest_graph.store import open_trace_store
 
     store = open_trace_store(f"sqlite:///{path}")
     for i, (question, drafts) in enumerate(drafts_per_question.items()):
-        prompt = f"<|im_start|>user\nQuestion: {question}<|im_end|>\n<|im_start|>assistant\n"
         store.write_run(
-            {
-                "run_id": f"run-{question}",
-                "question": question,
-                "started_at": float(i),
-                "status": "success",
-                "alone": {"answer": "a", "score": 0.5},
-                "drafts": [
-                    {
-                        "id": f"r1d{k}",
-                        "round": 1,
-                        "text": text,
-                        "rendered_prompt": prompt,
-                        "prompt_messages": [{"role": "human", "content": f"Question: {question}"}],
-                    }
-                    for k, (text, _) in enumerate(drafts)
-                ],
-                "candidates": [
-                    {"id": f"r1d{k}", "round": 1, "answer": "x", "score": score}
-                    for k, (_, score) in enumerate(drafts)
-                ],
-            }
+            {**traced_run(question, drafts, alone=0.5), "started_at": float(i), "status": "success"}
         )
 
 

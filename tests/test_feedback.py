@@ -5,40 +5,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from trace_records import traced_run as run
 
 from cowest_graph.feedback import build_preference_pairs
 from cowest_graph.store import RunFilter, open_trace_store
-
-
-def run(
-    question: str,
-    drafts: list[tuple[str, float | None]],
-    alone: float | None = None,
-    run_id: str | None = None,
-    **extra,
-) -> dict:
-    prompt = f"<|im_start|>user\nQuestion: {question}<|im_end|>\n<|im_start|>assistant\n"
-    return {
-        "run_id": run_id or f"run-{question}-{len(drafts)}",
-        "question": question,
-        "alone": None if alone is None else {"answer": "alone", "score": alone},
-        "drafts": [
-            {
-                "id": f"r1d{i}",
-                "round": 1,
-                "text": text,
-                "rendered_prompt": prompt,
-                "prompt_messages": [{"role": "human", "content": f"Question: {question}"}],
-                "adapter_version": "v0001",
-            }
-            for i, (text, _) in enumerate(drafts)
-        ],
-        "candidates": [
-            {"id": f"r1d{i}", "round": 1, "answer": f"a{i}", "score": score}
-            for i, (_, score) in enumerate(drafts)
-        ],
-        **extra,
-    }
 
 
 def test_delta_with_strong_alone() -> None:
