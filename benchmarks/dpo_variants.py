@@ -3,11 +3,12 @@
     python -m benchmarks.dpo_variants /tmp/cowest-quality-XXXX/ethics-s0 --seed 0
 
 Takes the work folder one (task, seed) run of `benchmarks/quality.py` leaves behind (its SFT adapter
-`adapters/v0001` and its collection traces `traces.db`), builds the round-1 preference pairs from
-those traces exactly as the run did, trains each DPO variant from the SFT adapter (plain DPO or
-DPO plus the chosen drafts' NLL, i.e. RPO, at a learning rate), and reads the weak model's greedy
-label on the task's fixed train-side dev slice (never the report side): accuracy and the share of
-each label. A step that moves the shares far from the SFT model's, with no gain in accuracy, has
+`adapters/v0001` and its round-1 collection traces `traces-round1.db`), builds the round-1 preference
+pairs from those traces exactly as the run did, trains each DPO variant from the SFT adapter (plain
+DPO or DPO plus the chosen drafts' NLL, i.e. RPO, at a learning rate; `:balanced` after a variant
+trains it on the pairs cut to as many per chosen label, `balance_chosen_labels`), and reads the weak
+model's greedy label on the task's fixed train-side dev slice (never the report side): accuracy and
+the share of each label. A step that moves the shares far from the SFT model's, with no gain in accuracy, has
 learnt a label, not the task. Writes benchmarks/results/dpo_variants.json (rows are added per
 variant and work folder).
 """
@@ -52,20 +53,30 @@ def weak_labels(adapter: Path, task: Any, prompts: Any, weak_tokens: int = 48) -
     }
 
 
-def parse_variant(spec: str) -> tuple[str, float]:
-    """`dpo:2e-4` or `rpo:5e-5` -> (method, learning rate).
+def parse_variant(spec: str) -> tuple[str, float, bool]:
+    """`dpo:2e-4`, `rpo:5e-5` or `rpo:5e-5:balanced` -> (method, learning rate, balanced pairs).
 
     >>> parse_variant("rpo:5e-5")
-    ('rpo', 5e-05)
+    ('rpo', 5e-05, False)
+    >>> parse_variant("dpo:1e-4:balanced")
+    ('dpo', 0.0001, True)
     """
-    method, _, lr = spec.partition(":")
-    if method not in ("dpo", "rpo") or not lr:
-        raise SystemExit(f"variant {spec!r}: write dpo:<lr> or rpo:<lr>")
-    return method, float(lr)
+    method, lr, *rest = spec.split(":")
+    if method not in ("dpo", "rpo") or not lr or rest not in ([], ["balanced"]):
+        raise SystemExit(f"variant {spec!r}: write dpo:<lr> or rpo:<lr>, optionally followed by :balanced")
+    return method, float(lr), bool(rest)
 
 
 def main() -> None:
-    from benchmarks.quality import dpo_step, load_ethics, load_pubmedqa, split_dev, task_prompts
+    from benchmarks.quality import (
+        balance_chosen_labels,
+        dpo_step,
+        load_ethics,
+        load_pubmedqa,
+        pair_labels,
+        split_dev,
+        task_prompts,
+    )
     from cowest_graph.feedback import build_preference_pairs
     from cowest_graph.models import load_weak_model
     from cowest_graph.store import RunFilter, open_trace_store
@@ -92,38 +103,50 @@ def main() -> None:
     task = split_dev(loaders[task_name](), args.n_dev)
     prompts = task_prompts(task, args.shots, args.seed)
     sft = args.work / "adapters" / "v0001"
-    if not (sft / "adapter_config.json").is_file() or not (args.work / "traces.db").is_file():
-        raise SystemExit(f"{args.work} holds no SFT adapter (adapters/v0001) or no traces.db")
+    traces = args.work / "traces-round1.db"
+    if not (sft / "adapter_config.json").is_file() or not traces.is_file():
+        raise SystemExit(f"{args.work} holds no SFT adapter (adapters/v0001) or no traces-round1.db")
 
     version = load_weak_model(adapter=sft).adapter_version
-    store = open_trace_store(f"sqlite:///{args.work / 'traces.db'}", create=False)
+    store = open_trace_store(f"sqlite:///{traces}", create=False)
     pairs = build_preference_pairs(
         store, min_margin=args.min_margin, eval_fraction=0.0, flt=RunFilter(adapter_version=version)
     )
     print(f"{task_name} seed {args.seed}: {pairs.report.pairs} pairs from the SFT drafts", flush=True)
     previous = RESULTS / f"{args.name}.json"
     rows = json.loads(previous.read_text())["rows"] if previous.exists() else []
-    key = {"task": task_name, "seed": args.seed, "pairs": pairs.report.pairs}
+    run = args.work.resolve().parent.name  # the quality run's --work folder
+    key = {"task": task_name, "seed": args.seed, "run": run, "pairs": pairs.report.pairs}
     mine: list[dict[str, Any]] = [
-        {**key, "variant": "SFT (no DPO)", "train_s": 0.0, **weak_labels(sft, task, prompts)}
+        {
+            **key,
+            "variant": "SFT (no DPO)",
+            "trained_pairs": 0,
+            "chosen": "-",
+            "train_s": 0.0,
+            **weak_labels(sft, task, prompts),
+        }
     ]
     out = Path(tempfile.mkdtemp(prefix="cowest-dpo-variants-"))
-    for method, lr in variants:
+    for method, lr, balanced in variants:
         t0 = time.perf_counter()
         nll = args.nll_weight if method == "rpo" else 0.0
+        used = balance_chosen_labels(pairs, task.labels, args.seed) if balanced else pairs
         config = dpo_step(learning_rate=lr, nll_weight=nll, seed=args.seed)  # the quality run's step
-        trained = train_dpo(pairs, output_dir=out, adapter=sft, config=config)
+        trained = train_dpo(used, output_dir=out, adapter=sft, config=config)
         name = f"{method.upper()} lr {lr:g}" + (f" nll {args.nll_weight:g}" if method == "rpo" else "")
         mine.append(
             {
                 **key,
-                "variant": name,
+                "variant": name + (", balanced" if balanced else ""),
+                "trained_pairs": used.report.pairs,
+                "chosen": pair_labels(used["train"], task.labels)["chosen"],
                 "train_s": time.perf_counter() - t0,
                 **weak_labels(trained.adapter_dir, task, prompts),
             }
         )
         print(mine[-1], flush=True)
-    rows = [r for r in rows if (r["task"], r["seed"]) != (task_name, args.seed)] + mine
+    rows = [r for r in rows if (r["task"], r["seed"], r.get("run")) != (task_name, args.seed, run)] + mine
     print_table("weak model's greedy labels on train-side dev rows", mine)
     print(f"wrote {save(args.name, {'rows': rows})}")
 

@@ -484,6 +484,59 @@ def pair_record(pairs: Any, labels: tuple[str, ...]) -> dict[str, Any]:
     return {"pair_report": pairs.report.as_dict(), "pair_labels": pair_labels(pairs["train"], labels)}
 
 
+def balance_chosen_labels(pairs: Any, labels: tuple[str, ...], seed: int) -> Any:
+    """The pairs cut so that every label is the chosen draft's label equally often: each label
+    keeps as many pairs (drawn at random, `seed`) as the least-chosen label has, so a round cannot
+    move the weak model by a label prior alone; pairs whose chosen draft names no label go too.
+    Labels never chosen do not count (on a binary task both are, or nothing is left to balance).
+
+    Returns new `PreferencePairs` (train only is cut) whose `report` counts what was dropped.
+
+    Raises:
+        ValueError: fewer than two labels are named by chosen drafts (nothing to balance against).
+
+    >>> import datasets
+    >>> from cowest_graph.influence import PairReport
+    >>> from cowest_graph.pair_dataset import PreferencePairs
+    >>> said = lambda text: [{"role": "assistant", "content": text}]
+    >>> rows = [("a", "b")] * 3 + [("b", "a")]
+    >>> pairs = PreferencePairs({"train": datasets.Dataset.from_list(
+    ...     [{"chosen": said(c), "rejected": said(r)} for c, r in rows])})
+    >>> pairs.report = PairReport(pairs=4, train_pairs=4)
+    >>> cut = balance_chosen_labels(pairs, ("a", "b"), seed=0)
+    >>> cut.report.pairs, pair_labels(cut["train"], ("a", "b"))["chosen"]
+    (2, {'a': 1, 'b': 1, 'none': 0})
+    """
+    import copy
+
+    from cowest_graph.critique import extract_label
+    from cowest_graph.pair_dataset import PreferencePairs
+
+    train = pairs["train"]
+    by_label: dict[str | None, list[int]] = {}
+    for i, turn in enumerate(train["chosen"]):
+        by_label.setdefault(extract_label(turn[-1]["content"], labels), []).append(i)
+    unnamed = by_label.pop(None, [])
+    if len(by_label) < 2:
+        raise ValueError(
+            f"chosen drafts name {sorted(by_label) or 'no label'} only: no other label to balance against"
+        )
+    n = min(len(idx) for idx in by_label.values())
+    rng = random.Random(seed)
+    kept = sorted(i for label in sorted(by_label) for i in rng.sample(by_label[label], n))
+    report = copy.deepcopy(pairs.report)
+    if unnamed:
+        report.drop("balance: chosen draft names no label", len(unnamed))
+    over = train.num_rows - len(unnamed) - len(kept)
+    if over:
+        report.drop("balance: beyond the least-chosen label's count", over)
+    report.train_pairs = len(kept)
+    report.pairs = report.train_pairs + report.eval_pairs
+    result = PreferencePairs({**pairs, "train": train.select(kept)})
+    result.report = report
+    return result
+
+
 async def run_task(
     task: Task,
     args: argparse.Namespace,
@@ -549,6 +602,11 @@ async def run_task(
     suffix = f" ({sft_tag} weak)" if trained else ""
     weak_name = f"weak alone ({sft_tag})" if trained else "weak alone"
     method = aligned_method(args.nll_weight) + ("" if target == "label" else ", SFT with rationales")
+
+    def round_names(k: int) -> tuple[str, str]:
+        """Round k's conditions: its weak model alone, and its collaboration."""
+        return f"weak alone ({method} round {k})", f"CoWest aligned ({method} round {k})"
+
     # A label fits in 512 tokens with PubMedQA's shots; a rationale (and its shots) does not, and
     # TRL cuts the end off, which is where the label is.
     max_length = max_length_for(target)
@@ -614,11 +672,12 @@ async def run_task(
         # (strong alone), and the weak model it trained against the SFT one it started from.
         collaborations = [f"CoWest{suffix}"]
         for k in range(1, args.rounds + 1):
-            collaborations.append(f"CoWest aligned ({method} round {k})")
+            round_weak, round_cowest = round_names(k)
+            collaborations.append(round_cowest)
             wanted += [
-                (collaborations[-2], collaborations[-1]),
-                ("strong alone", collaborations[-1]),
-                (weak_name, f"weak alone ({method} round {k})"),
+                (collaborations[-2], round_cowest),
+                ("strong alone", round_cowest),
+                (weak_name, round_weak),
             ]
         return [paired_difference(done[a], done[b]) for a, b in wanted if a in done and b in done]
 
@@ -818,10 +877,8 @@ async def run_task(
                 flush=True,
             )
             aligned = load_weak_model(adapter=parent, max_new_tokens=args.weak_tokens, temperature=0.0)
-            aligned_weak = f"weak alone ({method} round {round_})"
-            collaboration = await evaluate(
-                f"CoWest aligned ({method} round {round_})", aligned, weak_alone=aligned_weak
-            )
+            aligned_weak, aligned_cowest = round_names(round_)
+            collaboration = await evaluate(aligned_cowest, aligned, weak_alone=aligned_weak)
             results[-1]["pairs"] = done_round["pairs"]
             # How the strong model used the aligned drafts, as for CoWest above.
             done_round["draft_influence"] = draft_influence(done[aligned_weak], alone, collaboration)

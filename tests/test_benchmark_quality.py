@@ -111,6 +111,48 @@ def test_pair_labels_count_the_label_each_side_names() -> None:
     assert pair_labels([], ("a", "b"))["chosen"] == {"a": 0, "b": 0, "none": 0}
 
 
+def test_balanced_pairs_name_each_chosen_label_equally_often_and_count_what_went() -> None:
+    import datasets
+    import pytest
+
+    from benchmarks.quality import balance_chosen_labels, pair_labels
+    from cowest_graph.influence import PairReport
+    from cowest_graph.pair_dataset import PreferencePairs
+
+    def pairs_of(chosen: list[str]) -> PreferencePairs:
+        rows = [
+            {
+                "chosen": [{"role": "assistant", "content": c}],
+                "rejected": [{"role": "assistant", "content": "x"}],
+                "question": f"q{i}",
+            }
+            for i, c in enumerate(chosen)
+        ]
+        got = PreferencePairs(
+            {"train": datasets.Dataset.from_list(rows), "eval": datasets.Dataset.from_list(rows[:1])}
+        )
+        got.report = PairReport(pairs=len(rows) + 1, train_pairs=len(rows), eval_pairs=1)
+        return got
+
+    pairs = pairs_of(["Answer: a"] * 5 + ["Answer: b"] * 2 + ["Answer: c"] * 3 + ["no idea"])
+    cut = balance_chosen_labels(pairs, ("a", "b", "c"), seed=3)
+    assert pair_labels(cut["train"], ("a", "b", "c"))["chosen"] == {"a": 2, "b": 2, "c": 2, "none": 0}
+    assert (cut.report.train_pairs, cut.report.eval_pairs, cut.report.pairs) == (6, 1, 7)
+    assert cut.report.dropped == {
+        "balance: chosen draft names no label": 1,
+        "balance: beyond the least-chosen label's count": 4,
+    }
+    assert cut["eval"].num_rows == 1 and pairs.report.train_pairs == 11  # the original is untouched
+    again = balance_chosen_labels(pairs, ("a", "b", "c"), seed=3)
+    assert again["train"]["question"] == cut["train"]["question"]  # the seed fixes the draw
+    others = {
+        tuple(balance_chosen_labels(pairs, ("a", "b", "c"), seed=s)["train"]["question"]) for s in range(8)
+    }
+    assert len(others) > 1  # ... and another seed draws other pairs of the larger labels
+    with pytest.raises(ValueError, match=r"\['a'\] only"):
+        balance_chosen_labels(pairs_of(["Answer: a"] * 3 + ["none"]), ("a", "b"), seed=0)
+
+
 def test_prompts_share_the_few_shot_prefix_and_the_grammar_admits_only_labels() -> None:
     from benchmarks.quality import label_grammar, task_prompts
 
