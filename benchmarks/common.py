@@ -46,8 +46,10 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(title=title)
-    for col in rows[0]:
+    columns = list(dict.fromkeys(col for row in rows for col in row))  # a row may lack some: "-"
+    for col in columns:
         table.add_column(str(col))
     for row in rows:
-        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()))
+        cells = (row.get(col, "-") for col in columns)
+        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in cells))
     Console(width=140).print(table)

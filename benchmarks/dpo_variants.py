@@ -122,7 +122,6 @@ def main() -> None:
             **key,
             "variant": "SFT (no DPO)",
             "trained_pairs": 0,
-            "chosen": "-",
             "train_s": 0.0,
             **weak_labels(sft, task, prompts),
         }
