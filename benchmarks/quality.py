@@ -32,11 +32,12 @@ after every finished condition (an unfinished (task, seed) run is marked `"parti
 run cut after hours keeps what it measured. Each (task, seed) run also keeps, in its work folder
 (printed at the start), every finished condition with its per-question outcomes, the SFT adapter and
 each DPO round (`benchmarks/resume.py`): the same command with `--work DIR` goes on where a cut run
-stopped, and with more `--rounds` adds rounds to a finished one. The results rows also keep each
-condition's per-question outcomes and each run its settings and adapter fingerprints: with
-`--append`, a fresh work folder (another machine) adopts the finished conditions from the results
-file and measures the rest. `--sft-adapter DIR` reuses an earlier run's SFT adapter for the same
-(task, seed) instead of training it again.
+stopped (an SFT or DPO training cut midway from its last checkpoint, every 25 steps), and with more
+`--rounds` adds rounds to a finished one. The results rows also keep each condition's per-question
+outcomes and each run its settings and adapter fingerprints: with `--append`, a fresh work folder
+(another machine) adopts the finished conditions from the results file and measures the rest.
+`--sft-adapter DIR` reuses an earlier run's SFT adapter for the same (task, seed) instead of training
+it again.
 """
 
 from __future__ import annotations
@@ -747,6 +748,7 @@ async def run_task(
                     output_dir=adapters,
                     prompts=prompts,
                     config=sft_step(epochs=args.sft_epochs, seed=seed, target=target),
+                    resume=True,  # a cut SFT goes on from its last checkpoint (every 25 steps)
                 ).adapter_dir
             extras["sft"] = {
                 "rows": len(sft_rows),
@@ -849,6 +851,7 @@ async def run_task(
                         seed=seed,
                         max_length=max_length,
                     ),
+                    resume=True,  # a cut round goes on from its last checkpoint (every 25 steps)
                 )
                 done_round = {
                     "round": round_,
