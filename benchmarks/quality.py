@@ -738,23 +738,26 @@ async def run_task(
             sft_dir = Path(sft_before["adapter"])
             extras["sft"] = {**sft_before["extras"], "adapter_sha256": fingerprint(sft_dir)}
         else:
+            sft_resumed_from = None  # the step a cut SFT went on from
             if args.sft_adapter:  # an earlier run's SFT adapter for this (task, seed): not trained again
                 sft_dir = Path(args.sft_adapter)
                 if not (sft_dir / "adapter_config.json").exists():
                     raise SystemExit(f"--sft-adapter {sft_dir}: no adapter there (no adapter_config.json)")
             else:
-                sft_dir = train_sft(
+                sft = train_sft(
                     sft_rows,
                     output_dir=adapters,
                     prompts=prompts,
                     config=sft_step(epochs=args.sft_epochs, seed=seed, target=target),
-                    resume=True,  # a cut SFT goes on from its last checkpoint (every 25 steps)
-                ).adapter_dir
+                    resume=True,  # a cut SFT goes on from its last checkpoint
+                )
+                sft_dir, sft_resumed_from = sft.adapter_dir, sft.metrics.get("resumed_from_step")
             extras["sft"] = {
                 "rows": len(sft_rows),
                 "epochs": args.sft_epochs,
                 "target": target,
-                "wall_s": None if args.sft_adapter else time.perf_counter() - t0,
+                "wall_s": None if args.sft_adapter else time.perf_counter() - t0,  # of this process
+                **({"resumed_from_step": sft_resumed_from} if sft_resumed_from else {}),
                 **({"reused_adapter": str(sft_dir)} if args.sft_adapter else {}),
                 "adapter_sha256": still_same(
                     "SFT",
@@ -851,14 +854,19 @@ async def run_task(
                         seed=seed,
                         max_length=max_length,
                     ),
-                    resume=True,  # a cut round goes on from its last checkpoint (every 25 steps)
+                    resume=True,  # a cut round goes on from its last checkpoint
                 )
                 done_round = {
                     "round": round_,
                     "questions": len(questions),
                     "pairs": pairs.report.pairs,
                     "collect_s": collect_s,  # of this process: a cut collection's first part is not in it
-                    "dpo_s": time.perf_counter() - t1,
+                    "dpo_s": time.perf_counter() - t1,  # of this process, as collect_s
+                    **(
+                        {"dpo_resumed_from_step": step}
+                        if (step := dpo.metrics.get("resumed_from_step"))
+                        else {}
+                    ),
                     **pair_record(pairs, task.labels),
                     **({"questions_traced_before": collected.skipped} if collected.skipped else {}),
                 }
