@@ -70,6 +70,11 @@ def test_train_resumes_after_sigkill_with_the_same_final_step_count(tmp_path: Pa
     manifest = json.loads((root / "v0001" / MANIFEST).read_text())
     assert manifest["metrics"]["steps"] == 6
     assert manifest["metrics"]["resumed_from_step"] == 2, "the cut checkpoint-4 was discarded"
+    # The loss of the whole run, the two steps before the kill included (not Trainer's own,
+    # which spreads only the resumed steps' loss over all six).
+    logged = [row["loss"] for row in manifest["metrics"]["log"]]
+    assert len(logged) == 6
+    assert manifest["metrics"]["train_loss"] == pytest.approx(sum(logged) / 6)
 
 
 def test_accelerate_launch_one_cpu_process(tmp_path: Path) -> None:

@@ -101,6 +101,11 @@ def _log_metrics(trainer: Any) -> dict[str, Any]:
     history = trainer.state.log_history
     losses = [h["loss"] for h in history if "loss" in h]
     final = {k: v for h in history for k, v in h.items() if k.startswith(("train_", "rewards/", "eval_"))}
+    if losses and "train_loss" in final:
+        # Trainer's own divides this process's summed loss by the global step, so a resumed run
+        # under-reports it (0.0 when resumed from the last checkpoint): the mean of the logged
+        # losses covers the whole run. `train_runtime` stays this process's.
+        final["train_loss"] = sum(losses) / len(losses)
     return {
         "steps": trainer.state.global_step,
         "first_loss": losses[0] if losses else None,
