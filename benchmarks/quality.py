@@ -485,6 +485,20 @@ def pair_record(pairs: Any, labels: tuple[str, ...]) -> dict[str, Any]:
     return {"pair_report": pairs.report.as_dict(), "pair_labels": pair_labels(pairs["train"], labels)}
 
 
+def resumed_record(result: Any, key: str) -> dict[str, Any]:
+    """`{key: step}` when a training went on from a checkpoint (its wall time then counts only the
+    resuming process), else nothing.
+
+    >>> from types import SimpleNamespace as NS
+    >>> resumed_record(NS(metrics={"resumed_from_step": 25}), "dpo_resumed_from_step")
+    {'dpo_resumed_from_step': 25}
+    >>> resumed_record(NS(metrics={"resumed_from_step": None}), "resumed_from_step")
+    {}
+    """
+    step = result.metrics.get("resumed_from_step")
+    return {key: step} if step else {}
+
+
 def balance_chosen_labels(pairs: Any, labels: tuple[str, ...], seed: int) -> Any:
     """The pairs cut so that every label is the chosen draft's label equally often: each label
     keeps as many pairs (drawn at random, `seed`) as the least-chosen label has, so a round cannot
@@ -738,7 +752,7 @@ async def run_task(
             sft_dir = Path(sft_before["adapter"])
             extras["sft"] = {**sft_before["extras"], "adapter_sha256": fingerprint(sft_dir)}
         else:
-            sft_resumed_from = None  # the step a cut SFT went on from
+            resumed: dict[str, Any] = {}  # the step a cut SFT went on from
             if args.sft_adapter:  # an earlier run's SFT adapter for this (task, seed): not trained again
                 sft_dir = Path(args.sft_adapter)
                 if not (sft_dir / "adapter_config.json").exists():
@@ -751,13 +765,13 @@ async def run_task(
                     config=sft_step(epochs=args.sft_epochs, seed=seed, target=target),
                     resume=True,  # a cut SFT goes on from its last checkpoint
                 )
-                sft_dir, sft_resumed_from = sft.adapter_dir, sft.metrics.get("resumed_from_step")
+                sft_dir, resumed = sft.adapter_dir, resumed_record(sft, "resumed_from_step")
             extras["sft"] = {
                 "rows": len(sft_rows),
                 "epochs": args.sft_epochs,
                 "target": target,
                 "wall_s": None if args.sft_adapter else time.perf_counter() - t0,  # of this process
-                **({"resumed_from_step": sft_resumed_from} if sft_resumed_from else {}),
+                **resumed,
                 **({"reused_adapter": str(sft_dir)} if args.sft_adapter else {}),
                 "adapter_sha256": still_same(
                     "SFT",
@@ -862,11 +876,7 @@ async def run_task(
                     "pairs": pairs.report.pairs,
                     "collect_s": collect_s,  # of this process: a cut collection's first part is not in it
                     "dpo_s": time.perf_counter() - t1,  # of this process, as collect_s
-                    **(
-                        {"dpo_resumed_from_step": step}
-                        if (step := dpo.metrics.get("resumed_from_step"))
-                        else {}
-                    ),
+                    **resumed_record(dpo, "dpo_resumed_from_step"),
                     **pair_record(pairs, task.labels),
                     **({"questions_traced_before": collected.skipped} if collected.skipped else {}),
                 }
