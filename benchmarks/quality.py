@@ -560,6 +560,7 @@ async def run_task(
     served_strong: Any = None,
     on_condition: Callable[[list[dict[str, Any]], dict[str, Any]], None] | None = None,
     earlier: tuple[list[dict[str, Any]], dict[str, Any] | None] | None = None,
+    pairs_dir: Path | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One (task, seed) run; `served_strong` is the strong server (None: the 135M stand-in).
 
@@ -568,9 +569,13 @@ async def run_task(
     marked `"partial": True`, so a caller can save them before the (task, seed) run ends.
     `earlier`: the rows and extras this (task, seed) left in the results file (`--append`), perhaps
     on another machine: its finished conditions are adopted (`RunFolder.adopt`) and kept while the
-    adapters trained again here have the fingerprints of those they were measured with."""
+    adapters trained again here have the fingerprints of those they were measured with.
+    `pairs_dir`: where each round keeps its pairs (`benchmarks/round_pairs.py`), so that a run of
+    this (task, seed) elsewhere trains the round from them instead of collecting it again; None:
+    nowhere."""
     from benchmarks.label_choice import ConfidenceLabelModel
     from benchmarks.resume import RunFolder, fingerprint, outcomes
+    from benchmarks.round_pairs import load_round_pairs, pairs_path, save_round_pairs
     from cowest_graph import create_cowest_graph
     from cowest_graph.collect import acollect
     from cowest_graph.critique import label_match
@@ -584,6 +589,7 @@ async def run_task(
     from cowest_graph.feedback import build_preference_pairs
     from cowest_graph.models import load_weak_model
     from cowest_graph.models.hf import load_hf_weak_model
+    from cowest_graph.models.messages import to_chat
     from cowest_graph.store import RunFilter
     from cowest_graph.tracing import CowestTracer
     from cowest_graph.train import train_dpo, train_sft
@@ -842,21 +848,62 @@ async def run_task(
                     measure_influence=True,
                 ).compile()
                 questions = samples.collect[round_ - 1]  # its own train-side questions
-                collected = await acollect(graph, questions, tracer, concurrency=4, progress=False)
-                collect_s = time.perf_counter() - t0
-                try:
-                    pairs = build_preference_pairs(
-                        tracer.store,
-                        min_margin=args.min_margin,
-                        eval_fraction=0.0,
-                        flt=RunFilter(adapter_version=drafter.adapter_version),
+
+                def weak_prompt(question: str, drafter: Any = drafter) -> Any:
+                    messages = prompts.weak_messages(question)
+                    text, cut = drafter.render(messages)
+                    return None if cut else (to_chat(messages), text)
+
+                # Pairs a run of this (task, seed) collected on another machine: not collected again.
+                pairs_file = pairs_path(pairs_dir, args.name, task.name, seed, round_) if pairs_dir else None
+                parent_sha256 = fingerprint(parent)
+                kept_pairs = (
+                    load_round_pairs(
+                        pairs_file,
+                        questions={e.id: e.question for e in questions},
+                        render=weak_prompt,
+                        parent_sha256=parent_sha256,
+                        settings=settings,
                     )
-                except ValueError as exc:
-                    print(f"  {task.name} round {round_}: {exc}", flush=True)
-                    rounds.append(
-                        {"round": round_, "questions": len(questions), "pairs": 0, "error": str(exc)}
-                    )
-                    break
+                    if pairs_file
+                    else None
+                )
+                collected: Any = None
+                if kept_pairs is not None:
+                    pairs, collect_extras = kept_pairs
+                    collect_s = collect_extras.get("collect_s")
+                    print(f"  {task.name} round {round_}: {pairs.report.pairs} pairs kept in {pairs_file}")
+                else:
+                    collected = await acollect(graph, questions, tracer, concurrency=4, progress=False)
+                    collect_s = time.perf_counter() - t0
+                    try:
+                        pairs = build_preference_pairs(
+                            tracer.store,
+                            min_margin=args.min_margin,
+                            eval_fraction=0.0,
+                            flt=RunFilter(adapter_version=drafter.adapter_version),
+                        )
+                    except ValueError as exc:
+                        print(f"  {task.name} round {round_}: {exc}", flush=True)
+                        rounds.append(
+                            {"round": round_, "questions": len(questions), "pairs": 0, "error": str(exc)}
+                        )
+                        break
+                    if pairs_file:
+                        save_round_pairs(
+                            pairs_file,
+                            pairs,
+                            ids={e.question: e.id for e in questions},
+                            render=weak_prompt,
+                            parent_sha256=parent_sha256,
+                            settings=settings,
+                            extras={"collect_s": None if collected.skipped else collect_s},
+                        )
+                how_collected: dict[str, Any] = {}
+                if kept_pairs is not None and pairs_file:  # trained from pairs collected elsewhere
+                    how_collected["pairs_from"] = pairs_file.name
+                elif collected.skipped:  # a cut collection went on
+                    how_collected["questions_traced_before"] = collected.skipped
                 t1 = time.perf_counter()
                 dpo = train_dpo(
                     pairs,
@@ -878,7 +925,7 @@ async def run_task(
                     "dpo_s": time.perf_counter() - t1,  # of this process, as collect_s
                     **resumed_record(dpo, "dpo_resumed_from_step"),
                     **pair_record(pairs, task.labels),
-                    **({"questions_traced_before": collected.skipped} if collected.skipped else {}),
+                    **how_collected,
                 }
                 parent = dpo.adapter_dir
                 earlier_round = next(
@@ -897,6 +944,7 @@ async def run_task(
                 f"  {task.name} seed {seed} round {round_}: {done_round}{KEPT if before else ''}",
                 flush=True,
             )
+            checkpoint()  # the round (pairs, adapter fingerprint) reaches the results file before (4)/(5)
             aligned = load_weak_model(adapter=parent, max_new_tokens=args.weak_tokens, temperature=0.0)
             aligned_weak, aligned_cowest = round_names(round_)
             collaboration = await evaluate(aligned_cowest, aligned, weak_alone=aligned_weak)
@@ -1141,7 +1189,14 @@ def main() -> None:
                 extras = [e for e in extras if (e["task"], e["seed"]) != (name, seed)]
                 print(f"{name}: seed {seed}", flush=True)
                 got, extra = await run_task(
-                    task, args, seed, work, served_strong, save_so_far, earlier=(mine, mine_extra)
+                    task,
+                    args,
+                    seed,
+                    work,
+                    served_strong,
+                    save_so_far,
+                    earlier=(mine, mine_extra),
+                    pairs_dir=RESULTS / "pairs",
                 )
                 rows.extend(got)
                 extras.append(extra)

@@ -537,3 +537,87 @@ def test_adopted_conditions_are_measured_again_when_the_sft_adapter_comes_out_ot
     assert len(third.calls) == len(task.report)
     assert [r["name"] for r in got3] == [r["name"] for r in got]
     assert got3[0] == got[0] and got3[0]["wall_s"] == got[0]["wall_s"]
+
+
+def test_a_round_collected_elsewhere_trains_from_its_kept_pairs(tmp_path, monkeypatch) -> None:
+    """A round's collection (an hour of strong calls on PubMedQA here) travels as a pairs file that
+    names each question by its id, not its text: a run elsewhere renders the weak prompts again,
+    trains the same DPO adapter from them and collects nothing. Real SFT, drafts and DPO (SmolLM2 +
+    LoRA), scripted strong model whose answer hangs on the draft."""
+    import asyncio
+    import json
+
+    import benchmarks.quality as quality
+    import cowest_graph.collect
+    from cowest_graph.testing import ScriptedChatModel
+
+    task = _tiny_task(trainable=True)
+    args = quality.parse_args(
+        "--strong standin --shots 1 --weak-tokens 6 --n-sft 2 --n-collect 4 --rounds 1".split()
+    )
+
+    def respond(messages) -> str:
+        return "Answer: a" if len(messages[-1].content) % 2 else "Answer: b"
+
+    pairs_dir = tmp_path / "pairs"
+    strong = ScriptedChatModel(respond=respond)
+    got, extra = asyncio.run(quality.run_task(task, args, 0, tmp_path / "here", strong, pairs_dir=pairs_dir))
+    (collected,) = extra["rounds"]
+    assert collected["pairs"] > 0 and "pairs_from" not in collected
+    kept = pairs_dir / "quality-t-s0-round1.json"
+    data = json.loads(kept.read_text())
+    assert len(data["rows"]) == collected["pairs"]
+    assert {r["id"] for r in data["rows"]} <= {e.id for e in task.train}
+    assert "thing" not in kept.read_text() and "prompt" not in data["rows"][0]  # no question text
+    assert data["parent_sha256"] == extra["sft"]["adapter_sha256"]
+
+    def must_not_run(*a, **k):
+        raise AssertionError("the round was collected again")
+
+    monkeypatch.setattr(cowest_graph.collect, "acollect", must_not_run)
+    elsewhere = ScriptedChatModel(respond=respond)
+    got2, extra2 = asyncio.run(
+        quality.run_task(
+            task, args, 0, tmp_path / "there", elsewhere, earlier=(got, extra), pairs_dir=pairs_dir
+        )
+    )
+    (trained,) = extra2["rounds"]
+    assert trained["pairs_from"] == kept.name and trained["pairs"] == collected["pairs"]
+    # The same pairs train the same adapter: the round's conditions are adopted, nothing is asked.
+    assert trained["adapter_sha256"] == collected["adapter_sha256"]
+    assert trained["pair_labels"] == collected["pair_labels"]
+    assert elsewhere.calls == [] and [r["outcomes"] for r in got2] == [r["outcomes"] for r in got]
+
+
+def test_kept_pairs_that_do_not_hash_as_they_did_are_collected_again(tmp_path) -> None:
+    import json
+
+    from benchmarks.round_pairs import load_round_pairs, make_pairs, save_round_pairs
+
+    def render(q: str) -> tuple[list[dict[str, str]], str]:
+        return [{"role": "user", "content": q}], f"<user>{q}"
+
+    path = tmp_path / "p.json"
+    ids = {"q1": "id-1", "q2": "id-2"}
+    assert save_round_pairs(
+        path, make_pairs(["q1", "q2"], render), ids=ids, render=render, parent_sha256="ab", settings={"k": 4}
+    )
+    keep = {"questions": {v: k for k, v in ids.items()}, "parent_sha256": "ab", "settings": {"k": 4}}
+    assert load_round_pairs(path, render=render, **keep) is not None
+    # Another prompt template: the prompts render otherwise, so the pairs are not the trained ones.
+    assert (
+        load_round_pairs(path, render=lambda q: ([{"role": "user", "content": q + "!"}], q), **keep) is None
+    )
+    assert load_round_pairs(path, render=render, **{**keep, "settings": {"k": 8}}) is None
+    data = json.loads(path.read_text())
+    data["rows"][0]["chosen"][0]["content"] = "Answer: no"  # edited by hand
+    path.write_text(json.dumps(data))
+    assert load_round_pairs(path, render=render, **keep) is None
+    with pytest.raises(SystemExit, match="'id-2' is not among this round's questions"):
+        load_round_pairs(path, render=render, **{**keep, "questions": {"id-1": "q1"}})
+    # A prompt that does not render again the same way (cut to fit) is not kept at all.
+    other = tmp_path / "q.json"
+    assert not save_round_pairs(
+        other, make_pairs(["q1"], render), ids=ids, render=lambda q: None, parent_sha256="ab", settings={}
+    )
+    assert not other.exists()
