@@ -35,7 +35,9 @@ each DPO round (`benchmarks/resume.py`): the same command with `--work DIR` goes
 stopped (an SFT or DPO training cut midway from its last checkpoint, every 25 steps), and with more
 `--rounds` adds rounds to a finished one. The results rows also keep each condition's per-question
 outcomes and each run its settings and adapter fingerprints: with `--append`, a fresh work folder
-(another machine) adopts the finished conditions from the results file and measures the rest.
+(another machine) adopts the finished conditions from the results file and measures the rest, and
+trains a round from the pairs it kept in `results/pairs/` instead of collecting it again
+(`benchmarks/round_pairs.py`).
 `--sft-adapter DIR` reuses an earlier run's SFT adapter for the same (task, seed) instead of training
 it again.
 """
