@@ -33,11 +33,12 @@ def _write(path: Path, data: Any) -> None:
     write_json_atomic(path, data, indent=1, sort_keys=True)
 
 
-def _read(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """A kept JSON file; one that is not valid JSON is a clear error naming it (delete it to redo it)."""
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise SystemExit(f"{path} is not valid JSON ({exc}); delete it to measure that part again") from exc
+        raise SystemExit(f"{path} is not valid JSON ({exc}); delete it to do that part again") from exc
 
 
 def outcomes(correct: list[int]) -> str:
@@ -94,7 +95,7 @@ class RunFolder:
         self.settings = settings
         kept = self.path / "settings.json"
         if kept.exists():
-            before = _read(kept)
+            before = read_json(kept)
             changed = [
                 f"{key}: {before.get(key)!r} there, {settings.get(key)!r} now"
                 for key in sorted(set(before) | set(settings))
@@ -111,7 +112,7 @@ class RunFolder:
     def condition(self, name: str) -> ConditionResult | None:
         """The finished condition called `name`, or None if this folder has not measured it."""
         path = self.path / "conditions" / f"{_file_name(name)}.json"
-        return ConditionResult(**_read(path)) if path.exists() else None
+        return ConditionResult(**read_json(path)) if path.exists() else None
 
     def save_condition(self, result: ConditionResult) -> None:
         """Keep a finished condition, per-question outcomes included."""
@@ -181,7 +182,7 @@ class RunFolder:
         path = self.path / "steps" / f"{name}.json"
         if not path.exists():
             return None
-        data = _read(path)
+        data = read_json(path)
         adapter = self.path / data["adapter"]  # relative to the folder, unless it was given outside it
         if not (adapter / "adapter_config.json").exists():
             return None  # its adapter is gone: the step is done again
