@@ -5,7 +5,10 @@ Every question needs two things: a rule that only the specialised weak model kno
 limit, a rate) and a step that the 135M weak model cannot do (arithmetic, dates and times, a
 comparison). Train and test questions use the same rules but never the same surface question.
 
-    python examples/data/quillfeather/make_data.py   # rewrites the three .jsonl files beside it
+    python examples/data/quillfeather/make_data.py   # rewrites the .jsonl files beside it and large/
+
+`templates.py` writes the large domain under `large/` from the same rules: questions generated
+from templates with parameters, each template in one split (collect / validation / test).
 
 Each rule: (key, fact, two rule questions for SFT, two train questions, two test questions);
 each question is (text, reference answer). SFT teaches the rules (the answer is always the rule as
@@ -17,7 +20,11 @@ questions are for evaluation only.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from templates import generate  # noqa: E402 - the template generator beside this file
 
 Q = tuple[str, str]
 
@@ -547,6 +554,16 @@ def main(out: Path | None = None) -> None:
     for name, rows in (("sft.jsonl", sft), ("train_questions.jsonl", train), ("test_questions.jsonl", test)):
         (out / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
         print(f"{name}: {len(rows)} rows")
+    # The large domain (templates.py): its test phrasings never appear in SFT or collection data.
+    large = generate()
+    trained = {r["question"] for r in sft} | {r["question"] for r in large["collect"]}
+    assert not trained & {r["question"] for r in large["test"] + large["validation"]}, (
+        "a held-out question is trained on"
+    )
+    (out / "large").mkdir(exist_ok=True)
+    for split, rows in large.items():
+        (out / "large" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        print(f"large/{split}.jsonl: {len(rows)} rows")
 
 
 if __name__ == "__main__":
