@@ -17,7 +17,6 @@ and keeps an adopted condition only while the adapter it was measured with comes
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -25,6 +24,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from cowest_graph.adapters import adapter_sha256
 from cowest_graph.atomic import write_json_atomic
 from cowest_graph.evaluate import ConditionResult
 
@@ -51,16 +51,8 @@ def outcomes(correct: list[int]) -> str:
 
 
 def fingerprint(adapter: Path) -> str:
-    """SHA-256 of an adapter's weights (`adapter_model.safetensors`): the same training gives the same.
-
-    Example:
-        >>> import tempfile
-        >>> d = Path(tempfile.mkdtemp())
-        >>> _ = (d / "adapter_model.safetensors").write_bytes(b"w")
-        >>> fingerprint(d)[:12]
-        '50e721e49c01'
-    """
-    return hashlib.sha256((Path(adapter) / "adapter_model.safetensors").read_bytes()).hexdigest()
+    """SHA-256 of an adapter's weights (`cowest_graph.adapters.adapter_sha256`)."""
+    return adapter_sha256(adapter)
 
 
 def _file_name(name: str) -> str:

@@ -13,6 +13,7 @@ keeps the history, which `rollback` walks back. A graph whose weak model loaded
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -47,6 +48,19 @@ def read_manifest(path: str | Path) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         raise AdapterError(f"{file}: manifest must be a JSON object")
     return data
+
+
+def adapter_sha256(path: str | Path) -> str:
+    """SHA-256 of an adapter's weights (`adapter_model.safetensors`): the same training gives the same.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> _ = (d / "adapter_model.safetensors").write_bytes(b"w")
+        >>> adapter_sha256(d)[:12]
+        '50e721e49c01'
+    """
+    return hashlib.sha256((Path(path) / "adapter_model.safetensors").read_bytes()).hexdigest()
 
 
 def write_manifest(path: str | Path, manifest: dict[str, Any]) -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,6 +21,12 @@ from langgraph.graph.state import CompiledStateGraph
 from cowest_graph.critique import extract_label
 from cowest_graph.data import Example
 from cowest_graph.prompts import CowestPrompts
+from cowest_graph.stats import (  # noqa: F401 - re-exported: the statistics live in stats.py
+    bootstrap_ci,
+    holm,
+    paired_difference,
+    wilson_interval,
+)
 from cowest_graph.tracing import CowestTracer
 
 
@@ -50,63 +55,6 @@ class ConditionResult:
         for key in ("correct", "answers", "drafts"):
             out.pop(key)
         return out
-
-
-def paired_difference(
-    first: ConditionResult, second: ConditionResult, *, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05
-) -> dict[str, Any]:
-    """`second - first` accuracy on the same questions: paired bootstrap interval and McNemar's
-    exact test (two-sided binomial test on the questions where exactly one condition is right).
-
-    Example:
-        >>> a = ConditionResult("a", 4, 0.25, 0, 1, None, 0, 0, 0, 0, correct=[1, 0, 0, 0])
-        >>> b = ConditionResult("b", 4, 0.75, 0, 1, None, 0, 0, 0, 0, correct=[1, 1, 1, 0])
-        >>> d = paired_difference(a, b)
-        >>> d["difference"], d["second_only"], d["first_only"], d["mcnemar_p"]
-        (0.5, 2, 0, 0.5)
-    """
-    import math
-
-    if len(first.correct) != len(second.correct) or not first.correct:
-        raise ValueError(
-            f"paired comparison needs the same questions: {first.name!r} has {len(first.correct)}, "
-            f"{second.name!r} has {len(second.correct)}"
-        )
-    diffs = [b - a for a, b in zip(first.correct, second.correct, strict=True)]
-    low, high = bootstrap_ci(diffs, n_boot=n_boot, seed=seed, alpha=alpha)
-    second_only = sum(d > 0 for d in diffs)
-    first_only = sum(d < 0 for d in diffs)
-    discordant = second_only + first_only
-    tail = sum(math.comb(discordant, i) for i in range(min(second_only, first_only) + 1)) / 2**discordant
-    return {
-        "first": first.name,
-        "second": second.name,
-        "n": len(diffs),
-        "difference": sum(diffs) / len(diffs),
-        "ci_low": low,
-        "ci_high": high,
-        "second_only": second_only,
-        "first_only": first_only,
-        "mcnemar_p": min(1.0, 2 * tail),
-    }
-
-
-def bootstrap_ci(
-    values: Sequence[float], *, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean.
-
-    Example:
-        >>> low, high = bootstrap_ci([1, 0, 1, 1, 0, 1, 1, 1])
-        >>> low < 0.75 < high
-        True
-    """
-    if not values:
-        return (float("nan"), float("nan"))
-    rng = random.Random(seed)
-    n = len(values)
-    means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(n_boot))
-    return means[int(alpha / 2 * n_boot)], means[min(n_boot - 1, int((1 - alpha / 2) * n_boot))]
 
 
 def macro_f1(predicted: Sequence[str | None], gold: Sequence[str], labels: Sequence[str]) -> float:

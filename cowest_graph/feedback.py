@@ -49,7 +49,7 @@ def _key(text: str) -> int:
 
 
 def _pairs_for_prompt(
-    group: _Group, min_margin: float, max_pairs: int, report: PairReport
+    group: _Group, min_margin: float, max_pairs: int, report: PairReport, require_contrast: bool = False
 ) -> list[tuple[int, int, float, float]]:
     """(chosen ref, rejected ref, chosen influence, rejected influence) of one prompt's pairs."""
     # Duplicates (same prompt, same text, e.g. from several runs) collapse to their first draft,
@@ -67,6 +67,9 @@ def _pairs_for_prompt(
     if len(unique) < 2:
         report.drop("prompt has a single distinct draft")
         return []
+    if require_contrast and not (any(d > 0 for _, d in unique) and any(d <= 0 for _, d in unique)):
+        report.drop("prompt without both a helping and a non-helping draft")
+        return []
     options: list[tuple[bool, float, tuple[int, int, float, float]]] = []
     for a, b in combinations(unique, 2):
         if a[1] < b[1]:
@@ -78,6 +81,9 @@ def _pairs_for_prompt(
             report.drop("gap below min_margin")
         else:
             basic = a[1] > 0 >= b[1]
+            if require_contrast and not basic:
+                report.drop("not a helping vs non-helping pair")
+                continue
             options.append((basic, gap, (a[0], b[0], a[1], b[1])))
     if not options:
         return []
@@ -121,6 +127,7 @@ def build_preference_pairs(
     *,
     min_margin: float = 0.1,
     max_pairs_per_prompt: int = 4,
+    require_contrast: bool = False,
     eval_fraction: float = 0.1,
     seed: int = 0,
     flt: RunFilter | None = None,
@@ -140,6 +147,9 @@ def build_preference_pairs(
         source: a trace store, its URL, or an iterable of trace records.
         min_margin: the least influence gap for a pair (scores are in [0, 1]).
         max_pairs_per_prompt: at most this many pairs per weak prompt.
+        require_contrast: keep only prompts with both a draft that helped (Delta > 0) and one
+            that did not (Delta <= 0), and only such pairs (M-Pilot's filter: a prompt whose
+            drafts all helped or all failed teaches nothing about which draft is better).
         eval_fraction: share of questions held out (grouped: a question is never in both).
         seed: makes the split deterministic.
         flt: which runs of the store to use (e.g. `RunFilter(adapter_version="v0001")`).
@@ -209,7 +219,7 @@ def build_preference_pairs(
     for prompt_key in sorted(groups):
         group = groups.pop(prompt_key)
         for chosen, rejected, d_chosen, d_rejected in _pairs_for_prompt(
-            group, min_margin, max_pairs_per_prompt, report
+            group, min_margin, max_pairs_per_prompt, report, require_contrast
         ):
             question_of[prompt_key] = group.question
             p_key.append(prompt_key)
@@ -279,6 +289,7 @@ def build_preference_pairs(
             }
         finally:
             texts.close()
+    report.prompts_with_pairs = len(question_of)
     report.train_pairs, report.eval_pairs = splits["train"].num_rows, splits["eval"].num_rows
     report.pairs = report.train_pairs + report.eval_pairs
     result = PreferencePairs(splits)

@@ -20,6 +20,8 @@ class PairReport:
     drafts: int = 0
     scored_drafts: int = 0
     prompts: int = 0
+    prompts_with_pairs: int = 0
+    """Weak prompts that gave at least one pair (the prompts kept)."""
     pairs: int = 0
     train_pairs: int = 0
     eval_pairs: int = 0

@@ -66,6 +66,24 @@ def test_basic_pairs_come_first() -> None:
     assert pairs.report.dropped["over max_pairs_per_prompt"] == 1
 
 
+def test_require_contrast_keeps_only_prompts_with_a_helping_and_a_non_helping_draft() -> None:
+    records = [
+        run("mixed", [("right", 1.0), ("wrong", 0.0), ("right too", 1.0)], alone=0.0),
+        run("all helped", [("a", 1.0), ("b", 1.0)], alone=0.0),
+        run("none helped", [("hurt", 0.0), ("kept", 1.0)], alone=1.0),  # Deltas -1 and 0: no help
+    ]
+    loose = build_preference_pairs(records, min_margin=0.5, eval_fraction=0)
+    assert {r["question"] for r in loose["train"]} == {"mixed", "none helped"}
+    strict = build_preference_pairs(records, min_margin=0.5, eval_fraction=0, require_contrast=True)
+    assert {r["question"] for r in strict["train"]} == {"mixed"}
+    assert {(r["chosen"][0]["content"], r["rejected"][0]["content"]) for r in strict["train"]} == {
+        ("right", "wrong"),
+        ("right too", "wrong"),
+    }
+    assert strict.report.prompts == 3 and strict.report.prompts_with_pairs == 1
+    assert strict.report.dropped["prompt without both a helping and a non-helping draft"] == 2
+
+
 def test_failed_and_unscored_drafts_are_dropped() -> None:
     rec = run("q", [("a", 0.9), ("b", None), ("c", 0.1)])
     rec["candidates"][2]["error"] = "TimeoutError: slow"

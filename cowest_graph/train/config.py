@@ -114,6 +114,9 @@ class DPOTrainConfig(_TrainConfig):
         >>> rpo = DPOTrainConfig(loss_type=("sigmoid", "sft"), loss_weights=(1.0, 0.5))
         >>> rpo.trl_kwargs(Path("w"))["loss_type"], rpo.trl_kwargs(Path("w"))["loss_weights"]
         (['sigmoid', 'sft'], [1.0, 0.5])
+        >>> robust = DPOTrainConfig(loss_type="robust", label_smoothing=0.1)
+        >>> robust.trl_kwargs(Path("w"))["label_smoothing"]
+        0.1
     """
 
     learning_rate: float = 5e-5
@@ -123,6 +126,10 @@ class DPOTrainConfig(_TrainConfig):
     completion's NLL, which keeps a short-answer model from sliding onto one answer)."""
     loss_weights: tuple[float, ...] | None = None
     """One weight per loss in `loss_type` (None: 1.0 each)."""
+    label_smoothing: float = 0.0
+    """Robust DPO (TRL's `label_smoothing`, with `loss_type="robust"`): the share of pairs assumed
+    to be labelled the wrong way round, in [0, 0.5); 0.1 is the M-Pilot / Matryoshka setting.
+    TRL's `"sigmoid"` loss ignores it, so a smoothing without a loss that reads it is refused."""
 
     def _loss_types(self) -> list[str]:
         return [self.loss_type] if isinstance(self.loss_type, str) else list(self.loss_type)
@@ -131,6 +138,13 @@ class DPOTrainConfig(_TrainConfig):
         types = self._loss_types()
         if not types:
             raise ValueError("loss_type names no loss")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if self.label_smoothing and not set(types) & {"robust", "exo_pair", "aot", "aot_unpaired"}:
+            raise ValueError(
+                f"label_smoothing={self.label_smoothing} has no effect on loss_type {tuple(types)} in "
+                "TRL: use loss_type='robust' (robust DPO)"
+            )
         if self.loss_weights is not None and len(self.loss_weights) != len(types):
             raise ValueError(
                 f"loss_weights has {len(self.loss_weights)} weights "
@@ -140,7 +154,14 @@ class DPOTrainConfig(_TrainConfig):
     def trl_kwargs(self, output_dir: Path) -> dict[str, Any]:
         weights = {"loss_weights": list(self.loss_weights)} if self.loss_weights is not None else {}
         types = self._loss_types()
-        return {**super().trl_kwargs(output_dir), "beta": self.beta, "loss_type": types, **weights}
+        smoothing = {"label_smoothing": self.label_smoothing} if self.label_smoothing else {}
+        return {
+            **super().trl_kwargs(output_dir),
+            "beta": self.beta,
+            "loss_type": types,
+            **weights,
+            **smoothing,
+        }
 
 
 TrainingConfig = SFTTrainConfig | DPOTrainConfig | Any

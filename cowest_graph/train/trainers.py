@@ -9,9 +9,7 @@ from typing import Any
 import datasets
 from transformers import TrainerCallback
 
-from cowest_graph.adapters import (
-    validate_adapter_dir,
-)
+from cowest_graph.adapters import adapter_sha256, validate_adapter_dir
 from cowest_graph.models import load_hf_weak_model
 from cowest_graph.pair_dataset import dataset_hash
 from cowest_graph.prompts import CowestPrompts
@@ -33,6 +31,7 @@ def train_sft(
     *,
     output_dir: str | Path,
     base_model: str | Path | None = None,
+    adapter: str | Path | None = None,
     config: Any = None,
     prompts: CowestPrompts | None = None,
     resume: bool = False,
@@ -46,6 +45,9 @@ def train_sft(
             `DatasetDict` with `train` [and `eval`], a list of dicts, or a .jsonl/.csv path).
         output_dir: the adapters root; the new version is written under it.
         base_model: a local HF model directory; None: the embedded SmolLM2.
+        adapter: continue training this adapter (e.g. one more epoch of the SFT adapter, or
+            SFT on the chosen drafts of preference pairs); its LoRA shape is kept and
+            `peft_config` must be None. The new version names it as its parent.
         config: an `SFTTrainConfig` (CPU-safe defaults), or TRL's own `trl.SFTConfig`, used as
             given except that checkpoints go under `output_dir/.work/`.
         resume: continue from the last checkpoint of an interrupted run on the same data.
@@ -62,20 +64,26 @@ def train_sft(
 
     config = config or SFTTrainConfig()
     check_config(config, SFTConfig)
+    if adapter is not None and peft_config is not None:
+        raise ValueError("peft_config shapes a new adapter: leave it out when continuing from adapter=")
     train, evals = sft_examples(dataset, prompts)  # validates before anything is written
+    parent = Path(adapter) if adapter is not None else None
+    weak = load_hf_weak_model(base_model)
+    model, lora = _start_model(weak, parent, config, peft_config)
     root = _prepare_root(output_dir)
     data_hash = dataset_hash(train, ("prompt", "completion", "messages"))
-    weak = load_hf_weak_model(base_model)
     recorded = config_dict(config, peft_config)
+    if parent is not None:
+        recorded["parent_adapter_sha256"] = adapter_sha256(parent)  # another start is another run
     work = _work_dir(root, "sft", data_hash, recorded, resume)
     args = trl_args(config, SFTConfig, work)
     trainer = SFTTrainer(
-        model=weak.hf_model,
+        model=model,
         args=args,
         train_dataset=train,
         eval_dataset=evals,
         processing_class=weak.tokenizer,
-        peft_config=peft_config_for(config, peft_config),
+        peft_config=lora,
         callbacks=[FiniteLossGuard(), *callbacks],
     )
     before = trainer.evaluate()["eval_loss"] if evals is not None else None
@@ -88,7 +96,7 @@ def train_sft(
         work=work,
         kind="sft",
         weak=weak,
-        parent=None,
+        parent=parent,
         data_hash=data_hash,
         train=train,
         evals=evals,
@@ -136,19 +144,11 @@ def train_dpo(
     train, evals = load_pairs(pairs)  # validates before anything is written
     parent = Path(adapter) if adapter is not None else None
     weak = load_hf_weak_model(base_model)
-    if parent is not None:
-        validate_adapter_dir(parent, base_path=weak.base_path)
+    model, lora = _start_model(weak, parent, config, peft_config)  # TRL copies a parent as the reference
     root = _prepare_root(output_dir)
     data_hash = dataset_hash(train)
     recorded = config_dict(config, peft_config)
     work = _work_dir(root, "dpo", data_hash, recorded, resume)
-    model: Any = weak.hf_model
-    lora: Any = peft_config_for(config, peft_config)
-    if parent is not None:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(parent), is_trainable=True)
-        lora = None  # TRL copies the adapter as the frozen reference
     args = trl_args(config, DPOConfig, work)
     trainer = DPOTrainer(
         model=model,
@@ -176,6 +176,17 @@ def train_dpo(
         config=recorded,
         metrics=metrics,
     )
+
+
+def _start_model(weak: Any, parent: Path | None, config: Any, peft_config: Any) -> tuple[Any, Any]:
+    """(the model to train, the LoRA config for a new adapter): the base model and a new
+    adapter, or the base with `parent` loaded trainable (and no new LoRA config)."""
+    if parent is None:
+        return weak.hf_model, peft_config_for(config, peft_config)
+    from peft import PeftModel
+
+    validate_adapter_dir(parent, base_path=weak.base_path)
+    return PeftModel.from_pretrained(weak.hf_model, str(parent), is_trainable=True), None
 
 
 def preference_margin(model: Any, tokenizer: Any, pairs: datasets.Dataset) -> float:
