@@ -161,9 +161,9 @@ def extract_label(text: str, labels: Sequence[str]) -> str | None:
     no") is no answer and is ignored. With `Answer:` markers, the label right after the last marker
     counts, unless the markers are followed by different labels (None). Without a marker, a word
     label counts when the reply opens or ends with it; a single-letter label (A-D) counts only as a
-    capital after a marker, in parentheses, or alone on a line ("B", "B)", "B."), so the article
-    "a" is never choice A. Word labels match case-insensitively; the label is returned as spelled
-    in `labels`.
+    capital after a marker, in parentheses, alone on a line ("B", "B)", "B.") or named as a choice
+    ("option B", "choice (b)", "I'd go with B"), so the article "a" is never choice A. Word labels
+    match case-insensitively; the label is returned as spelled in `labels`.
 
     Example:
         >>> extract_label("Reasoning... Answer: (B) because", ["A", "B", "C", "D"])
@@ -174,6 +174,8 @@ def extract_label(text: str, labels: Sequence[str]) -> str | None:
         True
         >>> extract_label("I have no idea, it is a guess.", ["A", "B", "C", "D"]) is None
         True
+        >>> extract_label("I would pick option B, since a dog barks.", ["A", "B", "C", "D"])
+        'B'
     """
     if not text:
         return None
@@ -195,8 +197,18 @@ def extract_label(text: str, labels: Sequence[str]) -> str | None:
             r"^\s*(" + alternatives + r")[.)]\s",
             re.MULTILINE,
         )
+        # "option B", "choice (b)", "I'd go with B": a letter named as a choice (a capital after a
+        # verb, so "go with a friend" names none).
+        named = re.compile(
+            r"\b(?i:option|choice)\s*\(?\s*(?i:(" + alternatives + r"))\s*\)?(?![A-Za-z0-9])|"
+            r"\b(?i:go with|pick|choose|select|opt for)\s+\(?(" + alternatives + r")\)?(?![A-Za-z0-9])"
+        )
         tail = text[markers[-1].end() :] if markers else text
-        found = {next(g for g in m.groups() if g).lower() for m in standalone.finditer(tail)}
+        found = {
+            next(g for g in m.groups() if g).lower()
+            for pattern in (standalone, named)
+            for m in pattern.finditer(tail)
+        }
         if not markers and not found:
             return None
         return by_lower[found.pop()] if len(found) == 1 else None

@@ -37,7 +37,21 @@ class CowestRunError(RuntimeError):
 
 
 def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+    """The error as one line, naming the endpoint when it is an HTTP client's ("Connection error."
+    alone does not say which server is down).
+
+    >>> _error_text(ValueError("bad"))
+    'ValueError: bad'
+    """
+    text = f"{type(exc).__name__}: {exc}"
+    try:
+        request = getattr(exc, "request", None)
+    except RuntimeError:  # httpx raises when an error carries no request
+        request = None
+    url = getattr(request, "url", None)
+    if url is not None and str(url) not in text:
+        text += f" ({getattr(request, 'method', 'request')} {url})"
+    return text
 
 
 def _resolve_question(state: CowestState) -> str:
@@ -132,6 +146,20 @@ def _run_sync(afunc: Callable[..., Awaitable[Any]], *args: Any) -> Any:
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+def _model_id(model: Any) -> str | None:
+    """The model's own id (`model_id`, `model_name` or `model`, whichever it has), or None.
+
+    >>> from cowest_graph.testing import ScriptedChatModel
+    >>> _model_id(ScriptedChatModel(respond=lambda m: "x"))
+    'scripted-strong'
+    """
+    for attr in ("model_id", "model_name", "model"):
+        value = getattr(model, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def _with_meta(config: RunnableConfig, **metadata: Any) -> RunnableConfig:
@@ -249,7 +277,10 @@ class _CowestNodes:
             )
             texts = [g.text for g in result.generations[0]]
         else:
-            replies = await _call_batch(self.weak, [messages] * k, config)
+            # A chat model that names no model to LangChain (ChatHuggingFace) is recorded by its own id.
+            named = _model_id(self.weak)
+            call_config = _with_meta(config, ls_model_name=named) if named else config
+            replies = await _call_batch(self.weak, [messages] * k, call_config)
             texts = [r.text for r in replies]
         drafts = [Draft(id=f"r{round_}d{i}", round=round_, text=t) for i, t in enumerate(texts)]
         self.emit(

@@ -27,6 +27,7 @@ def test_unreachable_strong_endpoint_is_two_lines_and_status_3() -> None:
     lines = _lines(out.stderr)
     assert len(lines) == 2, out.stderr
     assert lines[0].startswith("error: every candidate failed") and "Connection" in lines[0]
+    assert down in lines[0], "the error names the endpoint that is down"
     assert lines[1].startswith("hint:") and "--strong" in lines[1]
     assert "Traceback" not in out.stderr
 

@@ -107,6 +107,11 @@ LETTERS = ["A", "B", "C", "D"]
         ("The correct option is (D).", "D"),
         ("End with 'Answer: A', 'B', 'C' or 'D'.\nAnswer: C", "C"),
         ("C", "C"),
+        ("I would pick option B, since a dog barks.", "B"),  # a letter named as a choice
+        ("choice (b) fits best", "B"),
+        ("I'd go with B", "B"),
+        ("I would go with a friend.", None),  # after a verb only a capital is a choice
+        ("Pick option A, B, C or D.", None),  # an echoed list of options names none
     ],
 )
 def test_single_letter_labels_need_a_marker_parentheses_or_a_line_of_their_own(

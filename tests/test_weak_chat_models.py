@@ -76,6 +76,11 @@ def test_chat_huggingface_over_a_local_pipeline_gives_dpo_ready_pairs(tmp_path: 
     pairs = build_preference_pairs(store, eval_fraction=0.0, tokenizer=tokenizer)
     assert pairs["train"].num_rows == 3
     assert pairs.report.rendered_at_pair_time == 6
+    # The trace names the model by its id, not its class: pairs for that model id are its own runs.
+    own = build_preference_pairs(store, eval_fraction=0.0, tokenizer=tokenizer, model_id=model_id)
+    assert own["train"].num_rows == 3
+    with pytest.raises(ValueError, match="drafted by weak model"):
+        build_preference_pairs(store, eval_fraction=0.0, tokenizer=tokenizer, model_id="some/other-model")
     assert "chat template sha256:" in (pairs.report.template or "")
     for row in pairs["train"]:
         # The prompt is what ChatHuggingFace itself rendered for the model.
