@@ -163,6 +163,8 @@ class AlignmentRun:
         self.trains = train_configs(config.max_steps)
         self.weak: Any = None
         self.results_path = config.results / f"{config.name}.json"
+        self.kept_traces = config.results / "traces" / f"{config.name}-{config.drafter}-collect.jsonl.gz"
+        self.collect_key: dict[str, Any] | None = None
 
     # -- steps -----------------------------------------------------------------------------------
     def _weak(self, adapter: str) -> Any:
@@ -248,6 +250,9 @@ class AlignmentRun:
             tracer = CowestTracer(
                 f"sqlite:///{self.work / 'traces-collect.db'}", metadata={"phase": "collect"}
             )
+            adopted = adopt_traces(self.kept_traces, key, tracer.store)
+            if adopted:
+                step(f"adopted {adopted} collected runs kept by an earlier machine ({self.kept_traces.name})")
             report = await acollect(graph, self.splits["collect"], tracer, concurrency=1)
             step(f"collected {report.succeeded} new, skipped {report.skipped}, failed {report.failed}")
             pairs = recipe.pairs(tracer.store, eval_fraction=0.0)
@@ -267,6 +272,7 @@ class AlignmentRun:
                 wall_s=time.perf_counter() - start,
             )
 
+        self.collect_key = key
         art = await self._kept("pairs", key, collect_and_pair, PairsArtifact)
         if not self._path(art.path).exists():
             raise FileNotFoundError(
@@ -405,6 +411,60 @@ class AlignmentRun:
         payload = summarise(self.config, evals, pairs, self.splits, self.log)
         write_json_atomic(self.results_path, {"machine": machine(), **payload}, indent=1)
         return payload
+
+
+def keep_traces(store_url: str, key: dict[str, Any], path: Path) -> int:
+    """Keep a (maybe unfinished) collection's traces in the results, gzipped, under the key of the
+    collection they belong to, so a session cut mid-collection loses none of its strong calls.
+
+    >>> import tempfile
+    >>> from cowest_graph.store import open_trace_store
+    >>> d = Path(tempfile.mkdtemp())
+    >>> record = {"run_id": "r1", "started_at": 0.0, "status": "success"}
+    >>> open_trace_store(f"sqlite:///{d}/a.db").write_run(record)
+    >>> keep_traces(f"sqlite:///{d}/a.db", {"sft": "x"}, d / "kept.jsonl.gz")
+    1
+    >>> store = open_trace_store(f"sqlite:///{d}/b.db")
+    >>> kept = d / "kept.jsonl.gz"
+    >>> adopt_traces(kept, {"sft": "y"}, store), adopt_traces(kept, {"sft": "x"}, store)
+    (0, 1)
+    """
+    import gzip
+
+    from cowest_graph.store import open_trace_store
+
+    store = open_trace_store(store_url, create=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    n = 0
+    with gzip.open(tmp, "wt") as out:
+        out.write(json.dumps({"key": key}) + "\n")
+        for record in store.iter_runs(status="success"):
+            out.write(json.dumps(record, default=str) + "\n")
+            n += 1
+    tmp.replace(path)
+    return n
+
+
+def adopt_traces(path: Path, key: dict[str, Any], store: Any) -> int:
+    """Write the kept runs of `path` into `store` when they were collected under `key` and the
+    store lacks them; return how many were written."""
+    import gzip
+
+    if not path.exists():
+        return 0
+    with gzip.open(path, "rt") as handle:
+        header = json.loads(handle.readline())
+        if header.get("key") != json.loads(json.dumps(key, default=str)):
+            return 0
+        have = {r.run_id for r in store.list_runs()}
+        n = 0
+        for line in handle:
+            record = json.loads(line)
+            if record["run_id"] not in have:
+                store.write_run(record)
+                n += 1
+    return n
 
 
 def _as_condition(art: EvalArtifact) -> ConditionResult:
@@ -617,6 +677,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--work", type=Path, default=defaults.work)
     parser.add_argument("--name", default=defaults.name)
     parser.add_argument("--results", type=Path, default=defaults.results)
+    parser.add_argument(
+        "--keep-traces",
+        action="store_true",
+        help="Only copy the collection's traces so far into the results (while a run collects).",
+    )
     args = parser.parse_args(argv)
     config = AlignmentConfig(
         strong=args.strong,
@@ -628,6 +693,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         name=args.name,
         results=args.results,
     )
+    if args.keep_traces:
+        work = Path(config.work) / config.drafter
+        sft = StepLog(work / "steps.json").steps["sft"]["artifact"]
+        questions = [e.id for e in load_questions(LARGE / "collect.jsonl")[: config.limit]]
+        key = {"sft": sft["sha256"], "recipe": config.collection.as_dict(), "questions": questions}
+        path = config.results / "traces" / f"{config.name}-{config.drafter}-collect.jsonl.gz"
+        url = f"sqlite:///{work / 'traces-collect.db'}"
+        print(f"kept {keep_traces(url, key, path)} runs in {path}")
+        return {}
     with open_strong_model(config.strong, max_tokens=LoopConfig().strong_max_new_tokens) as strong:
         # One event loop for the whole run: ChatOpenAI binds its async client to the first loop.
         payload = asyncio.run(AlignmentRun(config, strong).run())
