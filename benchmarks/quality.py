@@ -959,8 +959,31 @@ async def run_task(
     return results, extras
 
 
+def pooled_interval(outcomes: list[str], *, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% interval of the mean accuracy over seeds by a two-level bootstrap: seeds drawn with
+    replacement, then each drawn seed's questions with replacement (so the seed-to-seed spread
+    counts, which averaging the seeds' own bounds leaves out).
+
+    >>> low, high = pooled_interval(["1" * 52 + "0" * 48, "1" * 65 + "0" * 35])
+    >>> low < 0.52 and high > 0.65
+    True
+    """
+    rng = random.Random(seed)
+    seeds = [[int(c) for c in o] for o in outcomes]
+    means = []
+    for _ in range(n_boot):
+        drawn = [rng.choice(seeds) for _ in seeds]
+        means.append(statistics.mean(statistics.mean(rng.choices(d, k=len(d))) for d in drawn))
+    means.sort()
+    return means[int(0.025 * n_boot)], means[min(n_boot - 1, int(0.975 * n_boot))]
+
+
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (task, condition, report size): seeds are averaged only over equal-size reports."""
+    """One row per (task, condition, report size): seeds are averaged only over equal-size reports.
+
+    The interval of one seed is that seed's own; of several, the two-level bootstrap of
+    `pooled_interval` when every seed kept its per-question outcomes, else none (`ci_low` and
+    `ci_high` None, each seed's own in `seed_cis`). A macro-F1 is averaged only when every seed has one."""
     out = []
     names = [r["name"] for r in rows]
     keys = sorted(
@@ -977,9 +1000,10 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "accuracy": statistics.mean(accs),
                 "seed_min": min(accs),
                 "seed_max": max(accs),
-                "ci_low": statistics.mean(r["ci_low"] for r in mine),
-                "ci_high": statistics.mean(r["ci_high"] for r in mine),
-                "macro_f1": statistics.mean(r["macro_f1"] or 0 for r in mine),
+                **_interval(mine),
+                "macro_f1": None
+                if any(r["macro_f1"] is None for r in mine)
+                else statistics.mean(r["macro_f1"] for r in mine),
                 "unparseable": statistics.mean(r["unparseable_rate"] for r in mine),
                 "strong_calls_per_q": statistics.mean(r["strong_calls_per_q"] for r in mine),
                 "strong_tokens_per_q": statistics.mean(r["strong_tokens_per_q"] for r in mine),
@@ -992,6 +1016,27 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _interval(mine: list[dict[str, Any]]) -> dict[str, Any]:
+    """The pooled interval fields of `summarise` (see there)."""
+    if len(mine) == 1:
+        return {"ci_low": mine[0]["ci_low"], "ci_high": mine[0]["ci_high"], "ci": "per question"}
+    if all(r.get("outcomes") for r in mine):
+        low, high = pooled_interval([r["outcomes"] for r in mine])
+        return {"ci_low": low, "ci_high": high, "ci": "bootstrap over seeds and questions"}
+    return {
+        "ci_low": None,
+        "ci_high": None,
+        "ci": "per seed",
+        "seed_cis": [[r["ci_low"], r["ci_high"]] for r in mine],
+    }
+
+
+def _ci_cell(s: dict[str, Any]) -> str:
+    if s["ci_low"] is not None:
+        return f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}]"
+    return "per seed " + " / ".join(f"[{lo:.3f}, {hi:.3f}]" for lo, hi in s["seed_cis"])
+
+
 def markdown(summary: list[dict[str, Any]]) -> str:
     head = (
         "| task | condition | n | accuracy (seed range) | 95% CI | macro-F1 | unparseable | strong calls/q "
@@ -1000,7 +1045,8 @@ def markdown(summary: list[dict[str, Any]]) -> str:
     lines = [
         f"| {s['task']} | {s['condition']} | {s['n']} "
         f"| {s['accuracy']:.3f} ({s['seed_min']:.3f}-{s['seed_max']:.3f}) "
-        f"| [{s['ci_low']:.3f}, {s['ci_high']:.3f}] | {s['macro_f1']:.3f} | {s['unparseable']:.1%} "
+        f"| {_ci_cell(s)} | {'-' if s['macro_f1'] is None else format(s['macro_f1'], '.3f')} "
+        f"| {s['unparseable']:.1%} "
         f"| {s['strong_calls_per_q']:.2f} | {s['strong_tokens_per_q']:.0f} "
         f"| {'-' if s['wall_s'] is None else format(s['wall_s'], '.0f')} |"
         for s in summary
@@ -1267,9 +1313,9 @@ def write_results(
             ax.bar(
                 range(len(mine)),
                 [s["accuracy"] for s in mine],
-                yerr=[
-                    [s["accuracy"] - s["ci_low"] for s in mine],
-                    [s["ci_high"] - s["accuracy"] for s in mine],
+                yerr=[  # no bar where the seeds kept no outcomes to pool (see `summarise`)
+                    [0.0 if s["ci_low"] is None else s["accuracy"] - s["ci_low"] for s in mine],
+                    [0.0 if s["ci_high"] is None else s["ci_high"] - s["accuracy"] for s in mine],
                 ],
                 capsize=3,
             )

@@ -77,6 +77,21 @@ def test_summary_averages_seeds_only_over_equal_report_sizes() -> None:
     table = markdown(summary)
     assert "| ethics | strong alone | 2109 | 0.550 (0.500-0.600) |" in table
     assert "| ethics | strong alone | 400 | 0.900 (0.900-0.900) |" in table
+    # Seeds without per-question outcomes are not pooled: each seed's own interval is shown.
+    assert summary[0]["ci_low"] is None
+    assert [round(x, 3) for ci in summary[0]["seed_cis"] for x in ci] == [0.55, 0.65, 0.45, 0.55]
+    assert "per seed [0.550, 0.650] / [0.450, 0.550]" in table
+    assert summary[1]["ci_low"] == pytest.approx(0.85)
+
+
+def test_pooled_seeds_take_a_two_level_bootstrap_and_a_missing_f1_is_not_zero() -> None:
+    a = {**_row(0, 100, 0.52), "outcomes": "1" * 52 + "0" * 48}
+    b = {**_row(1, 100, 0.65), "outcomes": "1" * 65 + "0" * 35, "macro_f1": None}
+    [pooled] = summarise([a, b])
+    # Both seeds lie inside the pooled interval (the mean of their own bounds, [0.535, 0.635], did not).
+    assert pooled["ci_low"] < 0.52 and pooled["ci_high"] > 0.65
+    assert pooled["ci"] == "bootstrap over seeds and questions"
+    assert pooled["macro_f1"] is None and "| - |" in markdown([pooled])
 
 
 def test_draft_influence_cells_partition_the_questions() -> None:
