@@ -37,12 +37,7 @@ class CowestRunError(RuntimeError):
 
 
 def _error_text(exc: BaseException) -> str:
-    """The error as one line, naming the endpoint when it is an HTTP client's ("Connection error."
-    alone does not say which server is down).
-
-    >>> _error_text(ValueError("bad"))
-    'ValueError: bad'
-    """
+    """The error as one line, naming the endpoint of an HTTP client's ("Connection error." alone)."""
     text = f"{type(exc).__name__}: {exc}"
     try:
         request = getattr(exc, "request", None)
@@ -149,12 +144,7 @@ def _run_sync(afunc: Callable[..., Awaitable[Any]], *args: Any) -> Any:
 
 
 def _model_id(model: Any) -> str | None:
-    """The model's own id (`model_id`, `model_name` or `model`, whichever it has), or None.
-
-    >>> from cowest_graph.testing import ScriptedChatModel
-    >>> _model_id(ScriptedChatModel(respond=lambda m: "x"))
-    'scripted-strong'
-    """
+    """The model's own id (`model_id`, `model_name` or `model`, whichever it has), or None."""
     for attr in ("model_id", "model_name", "model"):
         value = getattr(model, attr, None)
         if isinstance(value, str) and value:
