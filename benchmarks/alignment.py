@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import shutil
 import time
@@ -53,7 +54,14 @@ from cowest_graph.evaluate import (
     wilson_interval,
 )
 from cowest_graph.loop import EXAMPLE_DATA, LoopConfig
-from cowest_graph.pipeline import AdapterArtifact, EvalArtifact, PairsArtifact, StepLog, code_version
+from cowest_graph.pipeline import (
+    AdapterArtifact,
+    EvalArtifact,
+    PairsArtifact,
+    StepLog,
+    code_version,
+    decode_artifact,
+)
 from cowest_graph.prompts import CowestPrompts
 from cowest_graph.train import DPOTrainConfig, SFTTrainConfig
 
@@ -533,6 +541,7 @@ def summarise(
                 "wall_s": art.wall_s,
                 "commit": log.steps.get(f"eval:{recipe}:{split}", {}).get("commit", commit),
                 "outcomes": "".join(str(c) for c in art.correct),
+                "drafts_state_rule": rule_stated(list(art.drafts), splits[split]),
             }
         )
         if (recipe, split) == ("sft", "test"):
@@ -587,6 +596,7 @@ def summarise(
             "dropped": pairs.report.get("dropped"),
             "wall_s": pairs.wall_s,
         },
+        "pair_reading": pair_reading(pairs, splits),
         "steps_wall_s": {name: s["artifact"].get("wall_s") for name, s in log.steps.items()},
         "rows": rows,
         "paired": paired,
@@ -606,6 +616,56 @@ def _paired_row(config: AlignmentConfig, recipe: str, against: str, d: dict[str,
         "losses": d["first_only"],
         "p": d["mcnemar_p"],
         "p_holm": None,
+    }
+
+
+@functools.cache
+def _domain() -> Any:
+    """The large domain's template module (`examples/data/quillfeather/templates.py`)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("quillfeather_templates", EXAMPLE_DATA / "templates.py")
+    assert spec is not None and spec.loader is not None
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look it up
+    spec.loader.exec_module(module)
+    return module
+
+
+def rule_stated(drafts: list[str], examples: list[Example]) -> float | None:
+    """The share of `drafts` that state their question's rule (`templates.states_rule`, a heuristic)."""
+    if not drafts:
+        return None
+    domain = _domain()
+    hits = [domain.states_rule(d, e.meta["rule"]) for d, e in zip(drafts, examples, strict=True)]
+    return sum(hits) / len(hits)
+
+
+def pair_reading(pairs: PairsArtifact, splits: dict[str, list[Example]]) -> dict[str, Any]:
+    """What chosen and rejected drafts differ in: how often each states its question's rule."""
+    path = ROOT / pairs.path if not Path(pairs.path).is_absolute() else Path(pairs.path)
+    if not path.exists():
+        return {}
+    rule_of = {e.question: e.meta.get("rule") for e in splits["collect"]}
+    domain = _domain()
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows = [r for r in rows if rule_of.get(r["question"])]
+    if not rows:
+        return {}
+
+    def share(side: str) -> float:
+        return sum(domain.states_rule(r[side][0]["content"], rule_of[r["question"]]) for r in rows) / len(
+            rows
+        )
+
+    per_rule: dict[str, int] = {}
+    for r in rows:
+        per_rule[rule_of[r["question"]]] = per_rule.get(rule_of[r["question"]], 0) + 1
+    return {
+        "chosen_states_rule": share("chosen"),
+        "rejected_states_rule": share("rejected"),
+        "pairs_per_rule": dict(sorted(per_rule.items())),
+        "questions_with_pairs": len({r["question"] for r in rows}),
     }
 
 
@@ -664,6 +724,36 @@ def plot(payload: dict[str, Any], path: Path) -> Path | None:
     return path
 
 
+def report_from_log(config: AlignmentConfig) -> dict[str, Any]:
+    """The results file again from the step log alone (no model is loaded): after a change to the
+    summary, or to read a run in progress."""
+
+    path = Path(config.work) / config.drafter / "steps.json"
+    log = StepLog(path if path.exists() else config.results / f"{config.name}-steps.json")
+    if "pairs" not in log.steps:
+        raise SystemExit(f"no pairs step in {log.path}: nothing to report yet")
+    pairs = decode_artifact(PairsArtifact, log.steps["pairs"]["artifact"])
+    splits = {
+        s: load_questions(LARGE / f"{s}.jsonl")[: config.limit] for s in ("collect", "validation", "test")
+    }
+    evals = {}
+    for name, entry in log.steps.items():
+        if name.startswith("eval:"):
+            _, recipe, split = name.split(":")
+            evals[(recipe, split)] = decode_artifact(EvalArtifact, entry["artifact"])
+    order = ["strong", "sft", *RECIPES]
+
+    def run_order(item: tuple[tuple[str, str], EvalArtifact]) -> tuple[int, int]:  # as `run` measures
+        recipe, split = item[0]
+        first = recipe in ("strong", "sft") and split == "test"
+        return (0 if first else 1 if split == "validation" else 2, order.index(recipe))
+
+    evals = dict(sorted(evals.items(), key=run_order))
+    payload = summarise(config, evals, pairs, splits, log)
+    write_json_atomic(config.results / f"{config.name}.json", {"machine": machine(), **payload}, indent=1)
+    return payload
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     from cowest_graph.models.strong import open_strong_model
 
@@ -677,6 +767,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--work", type=Path, default=defaults.work)
     parser.add_argument("--name", default=defaults.name)
     parser.add_argument("--results", type=Path, default=defaults.results)
+    parser.add_argument(
+        "--report-only", action="store_true", help="Only write the results again from the step log."
+    )
     parser.add_argument(
         "--keep-traces",
         action="store_true",
@@ -693,6 +786,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         name=args.name,
         results=args.results,
     )
+    if args.report_only:
+        payload = report_from_log(config)
+        print_results(payload)
+        plot(payload, config.results / f"{config.name}.png")
+        return payload
     if args.keep_traces:
         work = Path(config.work) / config.drafter
         sft = StepLog(work / "steps.json").steps["sft"]["artifact"]

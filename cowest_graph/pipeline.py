@@ -78,7 +78,8 @@ class EvalArtifact:
     drafts: list[str] = field(default_factory=list)
 
 
-def _decode(kind: type[A], data: dict[str, Any]) -> A:
+def decode_artifact(kind: type[A], data: dict[str, Any]) -> A:
+    """A recorded artifact as its dataclass (a missing field is an error naming it)."""
     names = {f.name for f in fields(kind)}  # type: ignore[arg-type]
     missing = names - set(data)
     if missing:
@@ -142,7 +143,7 @@ class StepLog:
         """Step `name`: its recorded artifact when finished under `key`, else `fn()` recorded."""
         kept = self.get(name, key)
         if kept is not None:
-            return _decode(kind, kept)
+            return decode_artifact(kind, kept)
         artifact = fn()
         self.record(name, key, artifact)
         return artifact
@@ -151,7 +152,7 @@ class StepLog:
         """`run` for a step that awaits (a collection or an evaluation on one event loop)."""
         kept = self.get(name, key)
         if kept is not None:
-            return _decode(kind, kept)
+            return decode_artifact(kind, kept)
         artifact = await fn()
         self.record(name, key, artifact)
         return artifact

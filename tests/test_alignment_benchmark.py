@@ -77,6 +77,14 @@ def test_a_run_writes_its_rows_and_a_rerun_or_a_fresh_machine_pays_for_nothing_a
     assert len(lines) == saved["pairs"]["pairs"] > 0 and saved["pairs"]["rules"] == 1
     assert all(json.loads(line)["margin"] > 0 for line in lines)
 
+    # The results again from the step log alone: the same rows, and the reading of the drafts.
+    assert alignment.report_from_log(config)["rows"] == payload["rows"]
+    assert all(
+        r.get("drafts_state_rule") is None or 0 <= r["drafts_state_rule"] <= 1 for r in payload["rows"]
+    )
+    assert any(r.get("drafts_state_rule") is not None for r in payload["rows"])
+    assert set(payload["pair_reading"]) >= {"chosen_states_rule", "rejected_states_rule", "pairs_per_rule"}
+
     # The same work folder: every step comes from the log, no strong call, no training.
     again = ScriptedChatModel(respond=_respond)
     assert asyncio.run(alignment.AlignmentRun(config, again).run())["rows"] == payload["rows"]

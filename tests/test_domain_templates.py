@@ -79,3 +79,11 @@ def test_references_follow_the_rule(question: str, reference: str) -> None:
                 assert ref == reference
                 return
     pytest.fail(f"no template renders {question!r}")
+
+
+def test_each_rule_fact_states_its_own_rule_and_no_other() -> None:
+    import make_data
+
+    for key, fact, *_ in make_data.RULES:
+        assert tpl.states_rule(fact, key), key
+        assert [k for k, *_ in make_data.RULES if k != key and tpl.states_rule(fact, k)] == [], key

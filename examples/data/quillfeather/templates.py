@@ -1021,6 +1021,31 @@ t(
 )
 
 
+FACTS: dict[str, str] = {
+    "expense": r"thursday", "remote": r"\b(three|3)\s+(remote\s+)?days", "travel": r"\b500\b",
+    "password": r"\b(14|fourteen)\b(?!\s+days)", "meeting": r"\b(45|forty-five)\b", "library": r"\bfifth\b|\b5(th)?\s+floor|floor\s+5\b",
+    "freeze": r"december", "deploy": r"friday", "parental": r"\b(20|twenty)\s+weeks", "oncall": r"\b(10|ten)\s+days",
+    "allhands": r"monday", "leave": r"\b27\b", "lunch": r"\b(40|forty)\b", "coffee": r"\b(3|three)\s+(free\s+)?coffees?",
+    "desk": r"\b(14|fourteen)\s+days|two weeks", "badge": r"\b(8|eight)\s+hours", "meals": r"\b35\b",
+    "mileage": r"\b30\s*cents|\b0[.,]30\b", "team": r"\b(7|seven)\b", "printer": r"\b25\b",
+    "training": r"\b1,?200\b", "probation": r"\b(6|six)\s+months", "standup": r"\b0?9[:.]15\b",
+    "firedrill": r"\b(3|three)\s+months|every\s+(3|three)|quarter",
+}  # fmt: skip
+"""Per rule, a pattern a text matches when it states the rule's value (a heuristic for readings:
+does a draft carry the right rule?)."""
+
+
+def states_rule(text: str, rule: str) -> bool:
+    """Whether `text` names the value of `rule` (`FACTS`).
+
+    >>> states_rule("Expense reports are due every Thursday.", "expense"), states_rule("Due Friday.", "expense")
+    (True, False)
+    """
+    import re
+
+    return re.search(FACTS[rule], text, re.IGNORECASE) is not None
+
+
 def check_templates(templates: Sequence[Template]) -> None:
     """Refuse a template set whose splits share a template (by name or by text), or that gives a
     rule too few distinct questions for a split."""
