@@ -173,7 +173,6 @@ class AlignmentRun:
         self.weak: Any = None
         self.results_path = config.results / f"{config.name}.json"
         self.kept_traces = config.results / "traces" / f"{config.name}-{config.drafter}-collect.jsonl.gz"
-        self.collect_key: dict[str, Any] | None = None
 
     # -- steps -----------------------------------------------------------------------------------
     def _weak(self, adapter: str) -> Any:
@@ -281,7 +280,6 @@ class AlignmentRun:
                 wall_s=time.perf_counter() - start,
             )
 
-        self.collect_key = key
         art = await self._kept("pairs", key, collect_and_pair, PairsArtifact)
         if not self._path(art.path).exists():
             raise FileNotFoundError(
@@ -290,7 +288,7 @@ class AlignmentRun:
         return art
 
     def _path(self, path: str) -> Path:
-        return Path(path) if Path(path).is_absolute() else ROOT / path
+        return repo_path(path)
 
     def _train_data(self, recipe: str, pairs: PairsArtifact) -> tuple[Any, int]:
         """What `recipe` trains on, and how many rows that is."""
@@ -584,6 +582,7 @@ def summarise(
     family = [p for p in paired if p["against"] == "CoWest (SFT weak)"]
     for p, adjusted in zip(family, holm([p["p"] for p in family]), strict=True):
         p["p_holm"] = adjusted
+    reading = pair_reading(pairs, splits)
     return {
         "benchmark": "alignment",
         "commit": commit,
@@ -595,11 +594,11 @@ def summarise(
             "pairs": pairs.pairs,
             "prompts": pairs.prompts,
             "prompts_with_pairs": pairs.prompts_with_pairs,
-            "rules": _rules_covered(pairs, splits),
+            "rules": len(reading.get("pairs_per_rule", {})),
             "dropped": pairs.report.get("dropped"),
             "wall_s": pairs.wall_s,
         },
-        "pair_reading": pair_reading(pairs, splits),
+        "pair_reading": reading,
         "steps_wall_s": {name: s["artifact"].get("wall_s") for name, s in log.steps.items()},
         "rows": rows,
         "paired": paired,
@@ -646,7 +645,7 @@ def rule_stated(drafts: list[str], examples: list[Example]) -> float | None:
 
 def pair_reading(pairs: PairsArtifact, splits: dict[str, list[Example]]) -> dict[str, Any]:
     """What chosen and rejected drafts differ in: how often each states its question's rule."""
-    path = ROOT / pairs.path if not Path(pairs.path).is_absolute() else Path(pairs.path)
+    path = repo_path(pairs.path)
     if not path.exists():
         return {}
     rule_of = {e.question: e.meta.get("rule") for e in splits["collect"]}
@@ -672,12 +671,9 @@ def pair_reading(pairs: PairsArtifact, splits: dict[str, list[Example]]) -> dict
     }
 
 
-def _rules_covered(pairs: PairsArtifact, splits: dict[str, list[Example]]) -> int:
-    path = ROOT / pairs.path if not Path(pairs.path).is_absolute() else Path(pairs.path)
-    rule_of = {e.question: e.meta.get("rule") for e in splits["collect"]}
-    if not path.exists():
-        return 0
-    return len({rule_of.get(json.loads(line)["question"]) for line in path.read_text().splitlines()} - {None})
+def repo_path(path: str) -> Path:
+    """An artifact's path: as recorded when absolute, else relative to the repository root."""
+    return Path(path) if Path(path).is_absolute() else ROOT / path
 
 
 def print_results(payload: dict[str, Any]) -> None:
